@@ -1,0 +1,474 @@
+"""Spatial correlation: an exact, pure-PyTorch drop-in for the ``spatial_correlation_sampler`` C++/CUDA op.
+
+Conventions (stated once, used throughout the package):
+
+* Inputs are feature maps of two frames, ``input1`` of frame t-1 and ``input2`` of frame t, shape (B, C, H, W).
+* A displacement (dy, dx) is measured in feature pixels, positive when ``input2`` lies below / right of ``input1``.
+* Correlation channels are ordered dy-major: flat index ``ph * PatchW + pw``.
+
+How it is computed. For one displacement row dy, every output row h needs the dot products between the C-vectors
+of ``input1`` row y and those of ``input2`` row y + dy, at column offsets dx in a narrow band. Those are the
+entries near the diagonal of the (W x W) Gram matrix of the two rows, so the op is a batched matrix product over
+rows (``torch.bmm`` on strided views of the inputs, no copy) followed by a ``gather`` of the band. Columns are
+split into tiles so that the Gram blocks stay close to the band (little wasted arithmetic on wide maps). That is
+PatchH x tiles large matrix products instead of PatchH x PatchW small reductions, and nothing of size
+C x Patch^2 x H x W is ever materialised. The backward pass is the transpose of the same products, accumulated
+straight into the two gradient buffers; only the inputs are saved for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["SpatialCorrelationSampler", "correlation_output_size", "spatial_correlation_sample"]
+
+_IntPair = int | Sequence[int]
+
+
+def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
+    """Validates an int / tuple / list argument and returns it as a (height, width) pair."""
+    if isinstance(value, (tuple, list)):
+        items = list(value)
+        if len(items) != 2:
+            raise ValueError(f"{name}: expected an int or a pair (height, width), got {value!r}")
+    else:
+        items = [value, value]
+    pair = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int):
+            try:
+                if isinstance(item, bool):
+                    raise TypeError
+                number = int(item.__index__())  # type: ignore[attr-defined]
+            except (AttributeError, TypeError):
+                raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}") from None
+        else:
+            number = item
+        if number < minimum:
+            raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
+        pair.append(number)
+    return pair[0], pair[1]
+
+
+def _output_extent(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    # C-style division truncates toward zero: the original computes (H + 2p - dk) / s + 1 on ints.
+    span = size + 2 * padding - ((kernel - 1) * dilation + 1)
+    if span >= 0:
+        return span // stride + 1
+    return -((-span) // stride) + 1
+
+
+def correlation_output_size(
+    height: int,
+    width: int,
+    kernel_size: _IntPair = 1,
+    stride: _IntPair = 1,
+    padding: _IntPair = 0,
+    dilation: _IntPair = 1,
+) -> tuple[int, int]:
+    """Output grid (oH, oW) of :func:`spatial_correlation_sample`.
+
+    ``oH = trunc((H + 2 * padH - ((kH - 1) * dilationH + 1)) / strideH) + 1`` with C-style truncation toward zero,
+    and likewise for oW. May be zero or negative when the dilated kernel does not fit the padded input.
+
+    Args:
+        height: input height H.
+        width: input width W.
+        kernel_size: kernel window (kH, kW) or one int for both.
+        stride: output stride.
+        padding: zero padding of the output grid.
+        dilation: spacing of the kernel window.
+
+    Returns:
+        (oH, oW).
+
+    Example:
+        >>> correlation_output_size(19, 34, kernel_size=1)
+        (19, 34)
+    """
+    k = _pair("kernel_size", kernel_size, 1)
+    s = _pair("stride", stride, 1)
+    p = _pair("padding", padding, 0)
+    d = _pair("dilation", dilation, 1)
+    return (
+        _output_extent(height, k[0], s[0], p[0], d[0]),
+        _output_extent(width, k[1], s[1], p[1], d[1]),
+    )
+
+
+# One axis of a kernel-size-1 correlation, as plain ints so that TorchScript compiles the core:
+# (size, origin, step, count, patch, dilation_patch). Output index i sits on input pixel origin + i * step;
+# displacement index j is (j - (patch - 1) // 2) * dilation_patch pixels.
+_Grid = tuple[int, int, int, int, int, int]
+# A run of output columns [w0, w1), the input2 columns [c0, c1) its displacements reach, and for each output
+# column and dx the input2 column inside [c0, c1) (clamped) and whether that column exists.
+_Tile = tuple[int, int, int, int, Tensor, Tensor]
+
+
+def _inside(grid: tuple[int, int, int, int, int, int], shift: int) -> tuple[int, int]:
+    """Output range [lo, hi) of ``grid`` whose input pixel plus ``shift`` lies inside [0, size)."""
+    size, origin, step, count = grid[0], grid[1], grid[2], grid[3]
+    first = origin + shift
+    lo = 0
+    if first < 0:
+        lo = -(first // step)  # ceil(-first / step)
+    last = size - 1 - first
+    hi = 0
+    if last >= 0:
+        hi = min(count, last // step + 1)
+    return lo, max(lo, hi)
+
+
+def _rows_for(rows: tuple[int, int, int, int, int, int], ph: int) -> tuple[int, int, int]:
+    """Displacement dy of patch row ``ph`` and the output rows [h0, h1) where both pixels exist."""
+    dy = (ph - (rows[4] - 1) // 2) * rows[5]
+    h0, h1 = _inside(rows, 0)
+    g0, g1 = _inside(rows, dy)
+    return dy, max(h0, g0), min(h1, g1)
+
+
+def _column_tiles(cols: tuple[int, int, int, int, int, int], device: torch.device) -> list[_Tile]:
+    size, origin, step, _, patch, dilation_patch = cols
+    lo, hi = _inside(cols, 0)
+    span = (patch - 1) * dilation_patch + 1
+    # Wide enough for efficient products, narrow enough that the Gram block hugs the band.
+    width = max(8, (2 * span) // step)
+    first_dx = -((patch - 1) // 2) * dilation_patch
+    dx = (torch.arange(patch, device=device) * dilation_patch + first_dx).unsqueeze(0)
+    tiles: list[_Tile] = []
+    for w0 in range(lo, hi, width):
+        w1 = min(hi, w0 + width)
+        c0 = max(0, origin + w0 * step + first_dx)
+        c1 = min(size, origin + (w1 - 1) * step + first_dx + span)
+        if c0 < c1:
+            column = origin + torch.arange(w0, w1, device=device).unsqueeze(1) * step + dx
+            valid = (column >= 0) & (column < size)
+            tiles.append((w0, w1, c0, c1, (column - c0).clamp(0, c1 - c0 - 1), valid))
+    return tiles
+
+
+def _correlate(x1: Tensor, x2: Tensor, rows: tuple[int, int, int, int, int, int], cols: _Grid) -> Tensor:
+    """Kernel-size-1 correlation on the grid ``rows`` x ``cols``: (B, PatchH, PatchW, rows.count, cols.count)."""
+    batch = x1.shape[0]
+    out = x1.new_zeros(batch, rows[4], cols[4], rows[3], cols[3])
+    tiles = _column_tiles(cols, x1.device)
+    for ph in range(rows[4]):
+        dy, h0, h1 = _rows_for(rows, ph)
+        if h0 < h1:
+            y0 = rows[1] + h0 * rows[2]
+            y1 = y0 + (h1 - h0 - 1) * rows[2] + 1
+            for b in range(batch):
+                a_rows = x1[b, :, y0 : y1 : rows[2]]  # (C, nh, W)
+                b_rows = x2[b, :, y0 + dy : y1 + dy : rows[2]]
+                for w0, w1, c0, c1, index, valid in tiles:
+                    x0 = cols[1] + w0 * cols[2]
+                    a = a_rows[:, :, x0 : x0 + (w1 - w0 - 1) * cols[2] + 1 : cols[2]].permute(1, 2, 0)
+                    gram = torch.bmm(a, b_rows[:, :, c0:c1].permute(1, 0, 2))  # (nh, nt, nc)
+                    band = torch.gather(gram, 2, index.expand(h1 - h0, -1, -1)).masked_fill(~valid, 0.0)
+                    out[b, ph, :, h0:h1, w0:w1] = band.permute(2, 0, 1)
+    return out
+
+
+def _correlate_backward(
+    grad: Tensor, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid, need1: bool, need2: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of :func:`_correlate` for both inputs: the transposed products, accumulated in place."""
+    g1 = torch.zeros_like(x1) if need1 else None
+    g2 = torch.zeros_like(x2) if need2 else None
+    tiles = _column_tiles(cols, x1.device)
+    for ph in range(rows[4]):
+        dy, h0, h1 = _rows_for(rows, ph)
+        if h0 >= h1:
+            continue
+        y0 = rows[1] + h0 * rows[2]
+        r1 = slice(y0, y0 + (h1 - h0 - 1) * rows[2] + 1, rows[2])
+        r2 = slice(r1.start + dy, r1.stop + dy, rows[2])
+        for b in range(x1.shape[0]):
+            for w0, w1, c0, c1, index, valid in tiles:
+                band = grad[b, ph, :, h0:h1, w0:w1].permute(1, 2, 0).masked_fill(~valid, 0.0)  # (nh, nt, PatchW)
+                d_gram = band.new_zeros(h1 - h0, w1 - w0, c1 - c0)
+                d_gram.scatter_add_(2, index.expand(h1 - h0, -1, -1), band)
+                x0 = cols[1] + w0 * cols[2]
+                cs = slice(x0, x0 + (w1 - w0 - 1) * cols[2] + 1, cols[2])
+                if g1 is not None:
+                    m = x2[b, :, r2, c0:c1].permute(1, 2, 0)  # (nh, nc, C)
+                    g1[b, :, r1, cs].permute(1, 2, 0).add_(torch.bmm(d_gram, m))
+                if g2 is not None:
+                    a = x1[b, :, r1, cs].permute(1, 0, 2)  # (nh, C, nt)
+                    g2[b, :, r2, c0:c1].permute(1, 0, 2).add_(torch.bmm(a, d_gram))
+    return g1, g2
+
+
+class _Correlation(torch.autograd.Function):
+    """Kernel-size-1 correlation with a lean backward: only the two inputs are saved."""
+
+    @staticmethod
+    def forward(ctx, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x1, x2)
+        ctx.grids = (rows, cols)
+        return _correlate(x1, x2, rows, cols)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x1, x2 = ctx.saved_tensors
+        rows, cols = ctx.grids
+        g1, g2 = _CorrelationBackward.apply(grad, x1, x2, rows, cols, ctx.needs_input_grad[:2])
+        return g1, g2, None, None
+
+
+class _CorrelationBackward(torch.autograd.Function):
+    """The backward of :class:`_Correlation` as a function of its own, so that double backward works.
+
+    Both gradients are bilinear: g1 = A(grad, x2) and g2 = A'(grad, x1), so their derivatives are the forward op
+    and the other adjoint, evaluated again.
+    """
+
+    @staticmethod
+    def forward(ctx, grad, x1, x2, rows, cols, needs):  # type: ignore[override]
+        ctx.save_for_backward(grad, x1, x2)
+        ctx.grids = (rows, cols)
+        ctx.needs = needs
+        g1, g2 = _correlate_backward(grad.contiguous(), x1, x2, rows, cols, needs[0], needs[1])
+        # autograd.Function outputs must be tensors: return empty placeholders where no gradient is wanted
+        empty = x1.new_empty(0)
+        return (g1 if g1 is not None else empty), (g2 if g2 is not None else empty)
+
+    @staticmethod
+    def backward(ctx, gg1: Tensor, gg2: Tensor):  # type: ignore[override]
+        grad, x1, x2 = ctx.saved_tensors
+        rows, cols = ctx.grids
+        need_grad, need_x1, need_x2 = ctx.needs_input_grad[:3]
+        has1, has2 = ctx.needs
+        d_grad = d_x1 = d_x2 = None
+        # g1 = sum grad * x2(shifted): d/d grad -> corr(gg1, x2); d/d x2 -> adjoint of x2 with (grad, gg1)
+        # g2 = sum grad * x1(shifted): d/d grad -> corr(x1, gg2); d/d x1 -> adjoint of x1 with (grad, gg2)
+        if need_grad:
+            d_grad = torch.zeros_like(grad)
+            if has1 and gg1.numel():
+                d_grad = d_grad + _Correlation.apply(gg1, x2, rows, cols)
+            if has2 and gg2.numel():
+                d_grad = d_grad + _Correlation.apply(x1, gg2, rows, cols)
+        if need_x2 and has1 and gg1.numel():
+            d_x2 = _CorrelationBackward.apply(grad, gg1, x2, rows, cols, (False, True))[1]
+        if need_x1 and has2 and gg2.numel():
+            d_x1 = _CorrelationBackward.apply(grad, x1, gg2, rows, cols, (True, False))[0]
+        return d_grad, d_x1, d_x2, None, None, None
+
+
+def _validate_inputs(input1: object, input2: object) -> tuple[Tensor, Tensor]:
+    for name, value in (("input1", input1), ("input2", input2)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+        if value.dim() != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor (B, C, H, W), got shape {tuple(value.shape)}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
+    input1, input2 = cast(Tensor, input1), cast(Tensor, input2)
+    if input2.dtype != input1.dtype:
+        raise TypeError(f"input2: expected the same dtype as input1 ({input1.dtype}), got {input2.dtype}")
+    if input2.device != input1.device:
+        raise ValueError(f"input2: expected the same device as input1 ({input1.device}), got {input2.device}")
+    if input2.shape != input1.shape:
+        raise ValueError(
+            f"input2: expected the same shape as input1 {tuple(input1.shape)}, got {tuple(input2.shape)}"
+        )
+    return input1, input2
+
+
+def _sample(
+    x1: Tensor,
+    x2: Tensor,
+    kernel_size: tuple[int, int],
+    patch_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    dilation_patch: tuple[int, int],
+) -> Tensor:
+    """The op on validated arguments. TorchScript compiles it; eager mode routes the core through autograd."""
+    kh, kw = kernel_size
+    sh, sw = stride
+    dh, dw = dilation
+    batch, channels, height, width = x1.shape
+    oh = _output_extent(height, kh, sh, padding[0], dh)
+    ow = _output_extent(width, kw, sw, padding[1], dw)
+    if oh < 0 or ow < 0:
+        raise ValueError(
+            "kernel_size: the dilated kernel ("
+            + str((kh - 1) * dh + 1)
+            + ", "
+            + str((kw - 1) * dw + 1)
+            + ") does not fit the padded input ("
+            + str(height + 2 * padding[0])
+            + ", "
+            + str(width + 2 * padding[1])
+            + ")"
+        )
+    dtype = x1.dtype
+    if dtype == torch.float16 or dtype == torch.bfloat16:
+        # Accumulate half precision in float32 (the original sums fp16 products in fp16 on CUDA and overflows).
+        x1, x2 = x1.float(), x2.float()
+    if batch == 0 or oh == 0 or ow == 0 or channels == 0:
+        # nothing to sum: zeros of the right shape, still connected to both inputs for autograd
+        out = x1.new_zeros(batch, patch_size[0], patch_size[1], oh, ow) + 0.0 * (x1.sum() + x2.sum())
+        return out.to(dtype)
+    if kh == 1 and kw == 1:
+        rows = (height, -padding[0], sh, oh, patch_size[0], dilation_patch[0])
+        cols = (width, -padding[1], sw, ow, patch_size[1], dilation_patch[1])
+        return _apply(x1, x2, rows, cols).to(dtype)
+    # Both pixels of a kernel term move together, so a k x k correlation is the kernel-size-1 correlation on the
+    # dense grid of every pixel the windows touch, summed over the (dilated, strided) window.
+    rows = (height, -padding[0], 1, (oh - 1) * sh + (kh - 1) * dh + 1, patch_size[0], dilation_patch[0])
+    cols = (width, -padding[1], 1, (ow - 1) * sw + (kw - 1) * dw + 1, patch_size[1], dilation_patch[1])
+    dense = _apply(x1, x2, rows, cols)
+    out = torch.zeros_like(dense[..., :oh, :ow])
+    for i in range(kh):
+        for j in range(kw):
+            out = out + dense[..., i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+    return out.to(dtype)
+
+
+def _apply(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
+    if torch.jit.is_scripting():
+        return _correlate(x1, x2, rows, cols)  # TorchScript: plain ops, autograd differentiates them
+    return _apply_eager(x1, x2, rows, cols)
+
+
+@torch.jit.unused
+def _apply_eager(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
+    if torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad):
+        return _Correlation.apply(x1, x2, rows, cols)
+    # Inference (and tracing / export): the plain ops, no autograd.Function in the graph.
+    return _correlate(x1, x2, rows, cols)
+
+
+def spatial_correlation_sample(
+    input1: Tensor,
+    input2: Tensor,
+    kernel_size: _IntPair = 1,
+    patch_size: _IntPair = 1,
+    stride: _IntPair = 1,
+    padding: _IntPair = 0,
+    dilation: _IntPair = 1,
+    dilation_patch: _IntPair = 1,
+) -> Tensor:
+    """Correlates two feature maps over a window of displacements, exactly as ``spatial_correlation_sampler``.
+
+    ``out[n, ph, pw, h, w] = sum_c sum_{i<kH, j<kW} input1[n, c, y, x] * input2[n, c, y + dy, x + dx]`` with
+    ``y = h * strideH - padH + i * dilationH`` (``x`` likewise), ``dy = (ph - (PatchH - 1) // 2) * dilation_patchH``
+    and ``dx = (pw - (PatchW - 1) // 2) * dilation_patchW``. A term with either pixel outside the image is zero.
+    The kernel window is anchored at its top-left corner; there is no normalisation (callers divide by C).
+    Even patch sizes are asymmetric: PatchW=4, dilation_patch=1 searches dx in {-1, 0, 1, 2}.
+
+    Output size, with C-style truncation toward zero:
+    ``oH = trunc((H + 2 * padH - ((kH - 1) * dilationH + 1)) / strideH) + 1``, ``oW`` likewise.
+
+    float16 / bfloat16 inputs are accumulated in float32 and the result is returned in the input dtype.
+
+    Args:
+        input1: features of frame t-1, shape (B, C, H, W), floating point.
+        input2: features of frame t, same shape, dtype and device as ``input1``.
+        kernel_size: correlation window (kH, kW) summed at each output position; an int or a pair.
+        patch_size: number of displacements searched (PatchH, PatchW); an int or a pair.
+        stride: output stride; displacements are not scaled by it.
+        padding: zero padding; moves and enlarges the output grid, does not limit displacements.
+        dilation: spacing of the kernel window (no effect at kernel_size 1).
+        dilation_patch: spacing of the displacements, in input pixels.
+
+    Returns:
+        Contiguous tensor of shape (B, PatchH, PatchW, oH, oW), dtype and device of the inputs.
+
+    Raises:
+        TypeError: an input is not a floating-point tensor, dtypes differ, or an argument is not an int / pair.
+        ValueError: inputs are not 4-D, differ in shape or device, an argument is out of range, or the dilated
+            kernel does not fit the padded input.
+
+    Example:
+        >>> f1, f2 = torch.randn(2, 64, 19, 34), torch.randn(2, 64, 19, 34)
+        >>> spatial_correlation_sample(f1, f2, kernel_size=1, patch_size=9).shape
+        torch.Size([2, 9, 9, 19, 34])
+    """
+    x1, x2 = _validate_inputs(input1, input2)
+    return _sample(x1, x2, *_validate_arguments(kernel_size, patch_size, stride, padding, dilation, dilation_patch))
+
+
+def _validate_arguments(
+    kernel_size: object, patch_size: object, stride: object, padding: object, dilation: object, dilation_patch: object
+) -> tuple[tuple[int, int], ...]:
+    return (
+        _pair("kernel_size", kernel_size, 1),
+        _pair("patch_size", patch_size, 1),
+        _pair("stride", stride, 1),
+        _pair("padding", padding, 0),
+        _pair("dilation", dilation, 1),
+        _pair("dilation_patch", dilation_patch, 1),
+    )
+
+
+class SpatialCorrelationSampler(nn.Module):
+    """Module form of :func:`spatial_correlation_sample`, with the original's six arguments in the same order.
+
+    It keeps its arguments as given (``sampler.patch_size`` is what was passed) and has no parameters or buffers,
+    so it can replace the C++ extension's module in existing models, ``state_dict`` included.
+
+    Args:
+        kernel_size: correlation window (kH, kW).
+        patch_size: number of displacements searched (PatchH, PatchW).
+        stride: output stride.
+        padding: zero padding of the output grid.
+        dilation: spacing of the kernel window.
+        dilation_patch: spacing of the displacements.
+
+    Raises:
+        TypeError, ValueError: an argument is not an int / pair of ints in its range.
+
+    Example:
+        >>> sampler = SpatialCorrelationSampler(1, 9, 1, 0, 1)  # MM-Tracker's call
+        >>> sampler(torch.randn(1, 32, 19, 34), torch.randn(1, 32, 19, 34)).shape
+        torch.Size([1, 9, 9, 19, 34])
+    """
+
+    def __init__(
+        self,
+        kernel_size: _IntPair = 1,
+        patch_size: _IntPair = 1,
+        stride: _IntPair = 1,
+        padding: _IntPair = 0,
+        dilation: _IntPair = 1,
+        dilation_patch: _IntPair = 1,
+    ) -> None:
+        super().__init__()
+        checked = _validate_arguments(kernel_size, patch_size, stride, padding, dilation, dilation_patch)
+        self.kernel_size = kernel_size
+        self.patch_size = patch_size
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.dilation_patch = dilation_patch
+        # the validated pairs, under private names, for TorchScript (which needs fixed types)
+        self._kernel_size, self._patch_size, self._stride = checked[0], checked[1], checked[2]
+        self._padding, self._dilation, self._dilation_patch = checked[3], checked[4], checked[5]
+
+    def forward(self, input1: Tensor, input2: Tensor) -> Tensor:
+        if not torch.jit.is_scripting():
+            input1, input2 = _validate_inputs(input1, input2)
+        return _sample(
+            input1,
+            input2,
+            self._kernel_size,
+            self._patch_size,
+            self._stride,
+            self._padding,
+            self._dilation,
+            self._dilation_patch,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, patch_size={self.patch_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, dilation_patch={self.dilation_patch}"
+        )
