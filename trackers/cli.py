@@ -1,0 +1,564 @@
+"""``mmtrack-eval``: track every sequence of a dataset from its public detections, then score it with TrackEval.
+
+Usage::
+
+    mmtrack-eval DATA_DIR [--tracker bytetrack|motion|gmc] [--output OUT_DIR] [--format mot|visdrone|uavdt]
+                 [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
+                 [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
+                 [--sequences NAME ...] [--json PATH]
+
+For each sequence the tracker runs over the detections (MOTChallenge ``<SEQ>/det/det.txt``; VisDrone and UAVDT
+``detections/<SEQ>.txt``), given to it at scale 1 as xyxy boxes (``x, y, x + w, y + h`` of the file's tlwh).
+Results go to ``OUT_DIR/<SEQ>.txt`` in the dataset's result layout, line-buffered as frames are tracked, so the
+file of every finished sequence is complete even if a later one fails. Sequences run in parallel worker processes.
+Then every sequence with ground truth is evaluated (:mod:`trackers.evaluation`), a per-sequence + COMBINED table
+(HOTA, DetA, AssA, MOTA, IDF1, IDSW, FP, FN) is printed on stdout, and all metrics are written as JSON
+(``OUT_DIR/metrics.json`` unless ``--json`` says otherwise). Progress goes to stderr.
+
+Defaults follow the official ByteTrack MOT evaluation (``yolox/evaluators/mot_evaluator.py``):
+
+- ``--track-thresh 0.6 --match-thresh 0.9 --track-buffer 30``; frame rate from ``seqinfo.ini`` (VisDrone, UAVDT:
+  30 fps).
+- Box filter (caller side, as ByteTrack's script): keep an output box only if ``w * h > 100`` and
+  ``w / h <= 1.6``. On by default for MOTChallenge (pedestrians), off for VisDrone and UAVDT (vehicles, any shape);
+  ``--box-filter`` / ``--no-box-filter`` override.
+- Empty frames are skipped (``--skip-empty-frames``, the default): like the official script, the tracker is not
+  called on a frame without detections, so lost tracks do not age there and nothing is written for it.
+  ``--no-skip-empty-frames`` calls the tracker on every frame (lost tracks age on empty frames too).
+
+Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
+(:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
+zero-argument factory returning a :class:`trackers.motion.MotionSource`); ``gmc`` (MotionTracker with
+:class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
+frame's image with OpenCV, so the sequence's images must be present; ``bytetrack`` never reads images.
+VisDrone: only detections of the five evaluated categories (car, bus, truck, pedestrian, van) are tracked, per
+class (a track only matches detections of its class), and the result rows carry the class.
+
+Exit status: 0 on success, 2 on a user error (one line on stderr naming the file and line where it applies),
+1 on an unexpected failure (one line on stderr).
+
+Example:
+    >>> main(["--help"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .mot_io import (
+    MotRecords,
+    ResultLayout,
+    SequenceEntry,
+    discover_sequences,
+    read_mot_detections,
+    read_mot_gt,
+    read_uavdt_gt,
+    read_visdrone,
+    resolve_info,
+)
+
+__all__ = ["main"]
+
+_TRACKERS = ("bytetrack", "motion", "gmc")
+_FORMATS = ("mot", "visdrone", "uavdt")
+_VISDRONE_TRACKED = (1, 4, 5, 6, 9)  # pedestrian, car, van, truck, bus: the classes the toolkit evaluates
+_MIN_BOX_AREA = 100.0
+_MAX_ASPECT = 1.6
+
+
+class UserError(Exception):
+    """A problem with the command line or the input data: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Jobs (top-level, picklable: they cross into spawned worker processes)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _TrackerSpec:
+    name: str
+    kwargs: dict[str, Any]
+    motion_source: str | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    name: str
+    frames: NDArray[np.int64]
+    tlwh: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    classes: NDArray[np.int64] | None
+    seq_length: int
+    frame_rate: float
+    image_dir: str | None
+    image_pattern: str
+    out_path: str
+    layout: ResultLayout
+    tracker: _TrackerSpec
+    box_filter: bool
+    skip_empty: bool
+
+
+@dataclass(frozen=True)
+class _JobResult:
+    name: str
+    frames_tracked: int
+    lines: int
+    seconds: float
+    error: str | None = None
+    user_error: bool = field(default=False)
+
+
+def _load_factory(spec: str) -> Callable[[], Any]:
+    """Import ``MODULE:ATTR`` and return the attribute (must be callable)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UserError(f"--motion-source: expected MODULE:ATTR, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UserError(f"--motion-source: cannot import module {module_name!r} ({err})") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"--motion-source: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UserError(f"--motion-source: {spec} is not callable (expected a factory returning a MotionSource)")
+    return obj  # type: ignore[no-any-return]
+
+
+def _build_tracker(spec: _TrackerSpec, frame_rate: float) -> Any:
+    kwargs = dict(spec.kwargs, frame_rate=frame_rate)
+    if spec.name == "bytetrack":
+        from .bytetrack import ByteTracker
+
+        return ByteTracker(**kwargs)
+    from .motion import MotionTracker
+
+    if spec.name == "gmc":
+        try:
+            from .gmc import CameraMotionCompensation
+        except ImportError as err:
+            raise UserError(f"--tracker gmc: camera-motion compensation is not available ({err})") from None
+        return MotionTracker(CameraMotionCompensation(), kalman_weight=1.0, **kwargs)
+    assert spec.motion_source is not None
+    source = _load_factory(spec.motion_source)()
+    if not callable(source):
+        raise UserError(f"--motion-source: {spec.motion_source}() returned {type(source).__name__}, not a MotionSource")
+    return MotionTracker(source, **kwargs)
+
+
+def _keep_boxes(tlwh: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """ByteTrack's caller-side filter: area > 100 and w / h <= 1.6."""
+    w, h = tlwh[:, 2], tlwh[:, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertical_ok = np.where(h > 0, w / np.where(h > 0, h, 1.0) <= _MAX_ASPECT, False)
+    return (w * h > _MIN_BOX_AREA) & vertical_ok
+
+
+def _track_sequence(job: _Job) -> _JobResult:
+    """Run one sequence and write its result file line by line (worker entry point)."""
+    from .mot_io import ResultWriter
+
+    start = time.perf_counter()
+    frames_tracked = 0
+    try:
+        tracker = _build_tracker(job.tracker, job.frame_rate)
+        needs_images = job.tracker.name in ("motion", "gmc")
+        if needs_images:
+            import cv2
+        slices = {}
+        if job.frames.size:
+            uniq, starts = np.unique(job.frames, return_index=True)
+            ends = np.append(starts[1:], job.frames.size)
+            slices = {int(f): slice(int(s), int(e)) for f, s, e in zip(uniq, starts, ends, strict=True)}
+        empty = slice(0, 0)
+        with ResultWriter(job.out_path, layout=job.layout) as writer:
+            for frame in range(1, job.seq_length + 1):
+                sl = slices.get(frame, empty)
+                if job.skip_empty and sl.stop == sl.start:
+                    continue
+                tlwh = job.tlwh[sl]
+                boxes = tlwh.copy()
+                boxes[:, 2:] += boxes[:, :2]
+                classes = None if job.classes is None else job.classes[sl]
+                if needs_images:
+                    assert job.image_dir is not None
+                    path = os.path.join(job.image_dir, job.image_pattern.format(frame))
+                    image = cv2.imread(path, cv2.IMREAD_COLOR)
+                    if image is None:
+                        raise UserError(f"{path}: cannot read image (frame {frame} of {job.name})")
+                    out = tracker.update(boxes, job.scores[sl], classes, frame=image)
+                else:
+                    out = tracker.update(boxes, job.scores[sl], classes)
+                frames_tracked += 1
+                if len(out) == 0:
+                    continue
+                out_tlwh = np.asarray(out.boxes, dtype=np.float64).copy()
+                out_tlwh[:, 2:] -= out_tlwh[:, :2]
+                keep = _keep_boxes(out_tlwh) if job.box_filter else np.ones(len(out), dtype=bool)
+                writer.write_frame(frame, out_tlwh[keep], out.ids[keep], out.scores[keep], out.classes[keep])
+            lines = writer.lines_written
+    except (UserError, ValueError, TypeError, OSError) as err:
+        return _JobResult(job.name, frames_tracked, 0, time.perf_counter() - start, f"{job.name}: {err}", True)
+    except Exception as err:  # noqa: BLE001 - reported as one line by main(), never a traceback
+        msg = f"{job.name}: unexpected {type(err).__name__}: {err}"
+        return _JobResult(job.name, frames_tracked, 0, time.perf_counter() - start, msg, False)
+    return _JobResult(job.name, frames_tracked, lines, time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="mmtrack-eval",
+        description="Track every sequence of a MOT dataset from its public detections and evaluate with TrackEval.",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="dataset folder (MOTChallenge, VisDrone-MOT or UAVDT layout)")
+    p.add_argument("--tracker", choices=_TRACKERS, default="bytetrack", help="tracker (default: bytetrack)")
+    p.add_argument("--output", metavar="OUT_DIR", default=None, help="result folder (default: out/<tracker>)")
+    p.add_argument("--format", choices=_FORMATS, default=None, help="dataset layout (default: guessed)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=min(4, os.cpu_count() or 1),
+        help="parallel worker processes (default: min(4, CPUs))",
+    )
+    p.add_argument("--track-thresh", type=_unit_float, default=0.6, help="high-score threshold (default 0.6)")
+    p.add_argument("--match-thresh", type=_unit_float, default=0.9, help="stage-1 cost threshold (default 0.9)")
+    p.add_argument("--track-buffer", type=_non_negative_int, default=30, help="frames to keep lost tracks (30)")
+    p.add_argument(
+        "--box-filter",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep output boxes with w*h > 100 and w/h <= 1.6 (default: on for mot, off for visdrone/uavdt)",
+    )
+    p.add_argument(
+        "--skip-empty-frames",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="do not call the tracker on frames without detections, as the official ByteTrack script (default: on)",
+    )
+    p.add_argument(
+        "--motion-source", metavar="MODULE:ATTR", default=None, help="MotionSource factory (--tracker motion)"
+    )
+    p.add_argument("--sequences", nargs="+", metavar="NAME", default=None, help="only these sequences")
+    p.add_argument("--json", metavar="PATH", default=None, help="metrics JSON (default: OUT_DIR/metrics.json)")
+    p.add_argument(
+        "--variant",
+        choices=("auto", "MOT15", "MOT16", "MOT17", "MOT20"),
+        default="auto",
+        help="MOTChallenge gt layout / TrackEval benchmark (default: auto, 10-value gt rows = MOT15)",
+    )
+    return p
+
+
+def _read_detections(entry: SequenceEntry) -> MotRecords:
+    assert entry.det_path is not None
+    if entry.format == "visdrone":
+        det = read_visdrone(entry.det_path, "detections")
+        return det.select(np.isin(det.classes, _VISDRONE_TRACKED))
+    return read_mot_detections(entry.det_path)
+
+
+def _read_gt(entry: SequenceEntry, variant: str) -> MotRecords:
+    assert entry.gt_path is not None
+    if entry.format == "visdrone":
+        return read_visdrone(entry.gt_path, "annotations")
+    if entry.format == "uavdt":
+        return read_uavdt_gt(entry.gt_path)
+    return read_mot_gt(entry.gt_path, variant)
+
+
+def _det_folder_hint(entry: SequenceEntry) -> str:
+    if entry.format == "mot":
+        return str(entry.root / "det" / "det.txt")
+    return str(entry.root / "detections" / f"{entry.name}.txt")
+
+
+def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[list[_Job], list[SequenceEntry]]:
+    data_dir = Path(args.data_dir)
+    entries = discover_sequences(data_dir, fmt)  # type: ignore[arg-type]
+    if not entries:
+        raise UserError(f"{data_dir}: no sequences found for format {fmt!r}")
+    if args.sequences:
+        by_name = {e.name: e for e in entries}
+        unknown = [s for s in args.sequences if s not in by_name]
+        if unknown:
+            raise UserError(
+                f"--sequences: {', '.join(unknown)} not in {data_dir} (found: {', '.join(sorted(by_name))})"
+            )
+        entries = [by_name[s] for s in args.sequences]
+    if args.tracker == "motion" and not args.motion_source:
+        raise UserError("--tracker motion needs --motion-source MODULE:ATTR (a factory returning a MotionSource)")
+    if args.motion_source:
+        if args.tracker != "motion":
+            raise UserError(f"--motion-source is only used with --tracker motion, got --tracker {args.tracker}")
+        _load_factory(args.motion_source)
+    if args.tracker == "gmc":
+        try:
+            importlib.import_module("trackers.gmc")
+        except ImportError as err:
+            raise UserError(f"--tracker gmc: camera-motion compensation is not available ({err})") from None
+    box_filter = (fmt == "mot") if args.box_filter is None else bool(args.box_filter)
+    spec = _TrackerSpec(
+        name=args.tracker,
+        kwargs={
+            "track_thresh": args.track_thresh,
+            "match_thresh": args.match_thresh,
+            "track_buffer": args.track_buffer,
+            "per_class": fmt == "visdrone",
+        },
+        motion_source=args.motion_source,
+    )
+    layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
+    jobs = []
+    for e in entries:
+        if e.det_path is None:
+            raise UserError(f"{_det_folder_hint(e)}: detections not found for sequence {e.name}")
+        det = _read_detections(e)
+        gt = _read_gt(e, args.variant) if e.gt_path is not None else None
+        info = resolve_info(e, records=[r for r in (det, gt) if r is not None])
+        if len(det) and det.max_frame > info.seq_length:
+            r = int(np.argmax(det.frames > info.seq_length))
+            raise UserError(
+                f"{e.det_path}:{det.line_numbers[r]}: frame {det.frames[r]} is beyond the sequence length "
+                f"{info.seq_length}"
+            )
+        if args.tracker in ("motion", "gmc"):
+            first = e.image_path(1)
+            if e.image_dir is None or first is None or not first.is_file():
+                where = e.image_dir if e.image_dir is not None else (e.root / (info.im_dir or "img1"))
+                raise UserError(
+                    f"{where}: images of sequence {e.name} not found (--tracker {args.tracker} reads frames)"
+                )
+        jobs.append(
+            _Job(
+                name=e.name,
+                frames=det.frames,
+                tlwh=det.tlwh,
+                scores=det.scores,
+                classes=det.classes if fmt == "visdrone" else None,
+                seq_length=info.seq_length,
+                frame_rate=info.frame_rate,
+                image_dir=None if e.image_dir is None else str(e.image_dir),
+                image_pattern=e.image_pattern,
+                out_path=str(out_dir / f"{e.name}.txt"),
+                layout=layout,
+                tracker=spec,
+                box_filter=box_filter,
+                skip_empty=bool(args.skip_empty_frames),
+            )
+        )
+    return jobs, entries
+
+
+def _run_jobs(jobs: list[_Job], workers: int) -> list[_JobResult]:
+    from tqdm import tqdm
+
+    total = sum(j.seq_length for j in jobs)
+    results: list[_JobResult] = []
+    with tqdm(total=total, unit="frame", file=sys.stderr, disable=None, desc="tracking") as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                res = _track_sequence(job)
+                bar.update(job.seq_length)
+                results.append(res)
+                if res.error:
+                    break
+            return results
+        ctx = multiprocessing.get_context("spawn")
+        order = sorted(jobs, key=lambda j: -j.frames.size)
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+            futures = {pool.submit(_track_sequence, job): job for job in order}
+            for fut in cf.as_completed(futures):
+                res = fut.result()
+                bar.update(futures[fut].seq_length)
+                results.append(res)
+                if res.error:
+                    for other in futures:
+                        other.cancel()
+                    break
+    return results
+
+
+def _fmt(value: float | int) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _table(rows: list[tuple[str, dict[str, float | int]]], columns: Sequence[str]) -> str:
+    width = max([len("Sequence")] + [len(name) for name, _ in rows]) + 2
+    lines = ["Sequence".ljust(width) + "".join(c.rjust(9) for c in columns)]
+    for name, metrics in rows:
+        lines.append(name.ljust(width) + "".join(_fmt(metrics[c]).rjust(9) for c in columns))
+    return "\n".join(lines)
+
+
+def _evaluate(fmt: str, data_dir: Path, out_dir: Path, names: list[str], variant: str) -> Any:
+    from . import evaluation
+
+    if fmt == "mot":
+        return evaluation.evaluate_mot_challenge(data_dir, out_dir, sequences=names, variant=variant)
+    if fmt == "visdrone":
+        return evaluation.evaluate_visdrone(data_dir, out_dir, sequences=names)
+    return evaluation.evaluate_uavdt(data_dir, out_dir, sequences=names)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = _build_parser().parse_args(argv)
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise UserError(f"{data_dir}: DATA_DIR not found (expected a dataset folder)")
+    from .mot_io import detect_format
+
+    fmt = args.format or detect_format(data_dir)
+    out_dir = Path(args.output) if args.output else Path("out") / args.tracker
+    json_path = Path(args.json) if args.json else out_dir / "metrics.json"
+    jobs, entries = _prepare_jobs(args, fmt, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    results = _run_jobs(jobs, args.workers)
+    track_s = time.perf_counter() - t0
+    failed = next((r for r in results if r.error), None)
+    if failed is not None:
+        if failed.user_error:
+            raise UserError(failed.error)
+        print(f"mmtrack-eval: error: {failed.error}", file=sys.stderr)
+        return 1
+    frames = sum(r.frames_tracked for r in results)
+    print(
+        f"tracked {len(results)} sequence(s), {frames} frames in {track_s:.1f} s -> {out_dir}",
+        file=sys.stderr,
+    )
+
+    with_gt = [e.name for e in entries if e.gt_path is not None]
+    summary: dict[str, Any] = {
+        "tool": "mmtrack-eval",
+        "data_dir": str(data_dir),
+        "format": fmt,
+        "tracker": args.tracker,
+        "settings": {
+            "track_thresh": args.track_thresh,
+            "match_thresh": args.match_thresh,
+            "track_buffer": args.track_buffer,
+            "box_filter": jobs[0].box_filter,
+            "skip_empty_frames": bool(args.skip_empty_frames),
+            "motion_source": args.motion_source,
+            "workers": args.workers,
+        },
+        "timing": {"tracking_s": track_s, "frames_tracked": frames},
+    }
+    if not with_gt:
+        print("mmtrack-eval: no ground truth found; results written, nothing evaluated", file=sys.stderr)
+        result = None
+    else:
+        t1 = time.perf_counter()
+        result = _evaluate(fmt, data_dir, out_dir, with_gt, args.variant)
+        summary["timing"]["evaluation_s"] = time.perf_counter() - t1
+        summary.update(result.to_dict())
+        rows = [(name, result.sequences[name]) for name in with_gt if name in result.sequences]
+        if result.classes:
+            rows += [(f"[{c}]", m) for c, m in result.classes.items()]
+            if result.class_average is not None:
+                rows.append(("CLASS_AVERAGE", result.class_average))
+        rows.append(("COMBINED", result.combined))
+        from .evaluation import HEADLINE_METRICS
+
+        print(_table(rows, HEADLINE_METRICS))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mmtrack-eval``.
+
+    Args:
+        argv: arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 2 on a user error, 1 on an unexpected failure (one line on stderr; never a traceback).
+
+    Example:
+        >>> main(["/no/such/folder"])  # doctest: +SKIP
+        2
+    """
+    try:
+        return _run(argv)
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 2
+    except UserError as err:
+        print(f"mmtrack-eval: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"mmtrack-eval: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        print(f"mmtrack-eval: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmtrack-eval: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - a CLI reports, it does not dump tracebacks
+        print(f"mmtrack-eval: error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
