@@ -95,4 +95,7 @@ class KernelSearchCorrelation(nn.Module):
         return _search(feat1, feat2, self.max_displacement, self.dilation_patch, self.normalize)
 
     def extra_repr(self) -> str:
-        return f"max_displacement={self.max_displacement}, dilation_patch={self.dilation_patch}, normalize={self.normalize}"
+        return (
+            f"max_displacement={self.max_displacement}, dilation_patch={self.dilation_patch}, "
+            f"normalize={self.normalize}"
+        )
