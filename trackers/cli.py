@@ -5,6 +5,7 @@ Usage::
     mmtrack-eval DATA_DIR [--tracker bytetrack|motion|gmc] [--output OUT_DIR] [--format mot|visdrone|uavdt]
                  [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
+                 [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
                  [--sequences NAME ...] [--json PATH]
 
 For each sequence the tracker runs over the detections (MOTChallenge ``<SEQ>/det/det.txt``; VisDrone and UAVDT
@@ -25,6 +26,9 @@ Defaults follow the official ByteTrack MOT evaluation (``yolox/evaluators/mot_ev
 - Empty frames are skipped (``--skip-empty-frames``, the default): like the official script, the tracker is not
   called on a frame without detections, so lost tracks do not age there and nothing is written for it.
   ``--no-skip-empty-frames`` calls the tracker on every frame (lost tracks age on empty frames too).
+- Result boxes written with one decimal, scores with two (``--decimals``), as the official script rounds them;
+  with these defaults the six MOT15 sequences in ``shared/data/mot15`` reproduce the official ByteTrack figures
+  to the printed 0.01.
 
 Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
 (:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
@@ -100,6 +104,7 @@ class _TrackerSpec:
     name: str
     kwargs: dict[str, Any]
     motion_source: str | None = None
+    gmc_method: str = "sparse"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class _Job:
     tracker: _TrackerSpec
     box_filter: bool
     skip_empty: bool
+    decimals: int = 1
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,7 @@ def _build_tracker(spec: _TrackerSpec, frame_rate: float) -> Any:
             from .gmc import CameraMotionCompensation
         except ImportError as err:
             raise UserError(f"--tracker gmc: camera-motion compensation is not available ({err})") from None
-        return MotionTracker(CameraMotionCompensation(), kalman_weight=1.0, **kwargs)
+        return MotionTracker(CameraMotionCompensation(method=spec.gmc_method), kalman_weight=1.0, **kwargs)
     assert spec.motion_source is not None
     source = _load_factory(spec.motion_source)()
     if not callable(source):
@@ -195,7 +201,7 @@ def _track_sequence(job: _Job) -> _JobResult:
             ends = np.append(starts[1:], job.frames.size)
             slices = {int(f): slice(int(s), int(e)) for f, s, e in zip(uniq, starts, ends, strict=True)}
         empty = slice(0, 0)
-        with ResultWriter(job.out_path, layout=job.layout) as writer:
+        with ResultWriter(job.out_path, layout=job.layout, decimals=job.decimals) as writer:
             for frame in range(1, job.seq_length + 1):
                 sl = slices.get(frame, empty)
                 if job.skip_empty and sl.stop == sl.start:
@@ -207,7 +213,8 @@ def _track_sequence(job: _Job) -> _JobResult:
                 if needs_images:
                     assert job.image_dir is not None
                     path = os.path.join(job.image_dir, job.image_pattern.format(frame))
-                    image = cv2.imread(path, cv2.IMREAD_COLOR)
+                    # checked first: OpenCV would also print its own warning for a missing file
+                    image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
                     if image is None:
                         raise UserError(f"{path}: cannot read image (frame {frame} of {job.name})")
                     out = tracker.update(boxes, job.scores[sl], classes, frame=image)
@@ -297,7 +304,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--motion-source", metavar="MODULE:ATTR", default=None, help="MotionSource factory (--tracker motion)"
     )
+    p.add_argument(
+        "--gmc-method", choices=("sparse", "ecc"), default="sparse", help="camera-motion method (--tracker gmc)"
+    )
     p.add_argument("--sequences", nargs="+", metavar="NAME", default=None, help="only these sequences")
+    p.add_argument(
+        "--decimals",
+        type=_non_negative_int,
+        default=1,
+        help="digits after the point for result boxes (default 1, as the official ByteTrack script writes them)",
+    )
     p.add_argument("--json", metavar="PATH", default=None, help="metrics JSON (default: OUT_DIR/metrics.json)")
     p.add_argument(
         "--variant",
@@ -365,6 +381,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
             "per_class": fmt == "visdrone",
         },
         motion_source=args.motion_source,
+        gmc_method=args.gmc_method,
     )
     layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
     jobs = []
@@ -403,6 +420,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
                 tracker=spec,
                 box_filter=box_filter,
                 skip_empty=bool(args.skip_empty_frames),
+                decimals=args.decimals,
             )
         )
     return jobs, entries
@@ -499,7 +517,9 @@ def _run(argv: Sequence[str] | None) -> int:
             "track_buffer": args.track_buffer,
             "box_filter": jobs[0].box_filter,
             "skip_empty_frames": bool(args.skip_empty_frames),
+            "decimals": args.decimals,
             "motion_source": args.motion_source,
+            "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
             "workers": args.workers,
         },
         "timing": {"tracking_s": track_s, "frames_tracked": frames},

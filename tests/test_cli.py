@@ -1,0 +1,280 @@
+"""Tests for the mmtrack-eval CLI: the MOT15 headline against official ByteTrack, outputs, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trackeval", reason="TrackEval (the 'eval' extra) is not installed")
+
+from trackers.bytetrack import ByteTracker  # noqa: E402
+from trackers.cli import main  # noqa: E402
+from trackers.evaluation import evaluate_mot_challenge  # noqa: E402
+from trackers.mot_io import read_mot_detections, read_mot_results  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "mot15"
+SHARED_MOT15 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mot15"
+
+# Official ByteTrack (public detections, official defaults) on the six MOT15 sequences, TrackEval MOT15 settings.
+OFFICIAL_COMBINED = {"HOTA": 38.89, "MOTA": 47.84, "IDF1": 52.17}
+OFFICIAL_PER_SEQUENCE = {
+    "TUD-Campus": (51.36, 61.28, 71.32),
+    "TUD-Stadtmitte": (53.73, 69.90, 75.77),
+    "PETS09-S2L1": (37.50, 63.07, 47.40),
+    "KITTI-13": (29.90, 7.35, 41.58),
+    "ADL-Rundle-6": (35.39, 37.59, 49.39),
+    "ETH-Pedcross2": (39.74, 45.23, 54.15),
+}
+
+
+def zero_motion_source() -> Callable[[np.ndarray | None, np.ndarray | None, np.ndarray], np.ndarray]:
+    """A MotionSource factory (given to --motion-source as ``test_cli:zero_motion_source``): no motion."""
+
+    def source(prev_frame: np.ndarray | None, frame: np.ndarray | None, boxes_xyxy: np.ndarray) -> np.ndarray:
+        if frame is None or frame.ndim != 3:
+            raise ValueError("frame: expected the (H, W, 3) image read by the CLI")
+        return np.zeros((len(boxes_xyxy), 2))
+
+    return source
+
+
+def _copy_dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "ds"
+    shutil.copytree(DATA, root)
+    return root
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("mmtrack-eval: error: ")
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------- headline
+
+
+def test_mot15_reproduces_official_bytetrack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not SHARED_MOT15.is_dir():
+        pytest.skip(f"shared MOT15 data not found at {SHARED_MOT15} (expected beside the repository)")
+    out = tmp_path / "out"
+    rc = main([str(SHARED_MOT15), "--tracker", "bytetrack", "--output", str(out), "--workers", "2"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    metrics = json.loads((out / "metrics.json").read_text())
+    seen = {k: round(metrics["combined"][k], 2) for k in OFFICIAL_COMBINED}
+    per_seq = {
+        s: tuple(round(metrics["sequences"][s][k], 2) for k in ("HOTA", "MOTA", "IDF1")) for s in metrics["sequences"]
+    }
+    print(captured.out, f"\ncombined {seen}\nper sequence {per_seq}")
+    for key, official in OFFICIAL_COMBINED.items():
+        assert abs(metrics["combined"][key] - official) <= 0.3, f"{key}: {metrics['combined'][key]:.2f} vs {official}"
+    assert set(metrics["sequences"]) == set(OFFICIAL_PER_SEQUENCE)
+    for name, official_seq in OFFICIAL_PER_SEQUENCE.items():
+        for key, official in zip(("HOTA", "MOTA", "IDF1"), official_seq, strict=True):
+            value = metrics["sequences"][name][key]
+            assert abs(value - official) <= 0.3, f"{name} {key}: {value:.2f} vs {official}"
+    assert metrics["settings"]["box_filter"] is True and metrics["settings"]["skip_empty_frames"] is True
+    assert "COMBINED" in captured.out
+
+
+# ---------------------------------------------------------------------------------------------------------- outputs
+
+
+def test_outputs_table_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    rc = main([str(DATA), "--output", str(out), "--workers", "1", "--json", str(tmp_path / "m.json")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    header, *rows = captured.out.strip().splitlines()
+    assert header.split() == ["Sequence", "HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN"]
+    assert [r.split()[0] for r in rows] == ["TUD-Campus", "COMBINED"]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["benchmark"] == "MOT15" and metrics["tracker"] == "bytetrack"
+    again = evaluate_mot_challenge(DATA, out)
+    assert metrics["combined"] == pytest.approx(again.combined)
+    assert rows[-1].split()[1] == f"{again.combined['HOTA']:.2f}"
+    res = read_mot_results(out / "TUD-Campus.txt")
+    w, h = res.tlwh[:, 2], res.tlwh[:, 3]
+    assert len(res) > 100 and np.all(w * h > 100) and np.all(w / h <= 1.6 + 1e-9)  # box filter on for MOT
+
+
+def _manual_run(det_path: Path, seq_length: int, skip_empty: bool) -> list[tuple[int, int, tuple[float, ...]]]:
+    det = read_mot_detections(det_path)
+    slices = det.frame_slices()
+    tracker = ByteTracker(frame_rate=25.0)
+    rows: list[tuple[int, int, tuple[float, ...]]] = []
+    for frame in range(1, seq_length + 1):
+        sl = slices.get(frame, slice(0, 0))
+        if skip_empty and sl.stop == sl.start:
+            continue
+        out = tracker.update(det.xyxy[sl], det.scores[sl])
+        for box, tid in zip(out.boxes, out.ids, strict=True):
+            rows.append((frame, int(tid), (box[0], box[1], box[2] - box[0], box[3] - box[1])))
+    return rows
+
+
+@pytest.mark.parametrize("skip", [True, False], ids=["skip_empty", "no_skip_empty"])
+def test_empty_and_unsorted_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str], skip: bool) -> None:
+    root = _copy_dataset(tmp_path)
+    det_path = root / "TUD-Campus" / "det" / "det.txt"
+    lines = det_path.read_text().splitlines()
+    kept = [ln for ln in lines if not 20 <= int(ln.split(",")[0]) <= 24]  # five empty frames
+    rng = np.random.default_rng(3)
+    det_path.write_text("\n".join(kept[i] for i in rng.permutation(len(kept))) + "\n")  # frames out of order
+    flag = "--skip-empty-frames" if skip else "--no-skip-empty-frames"
+    out = tmp_path / "out"
+    rc = main([str(root), "--output", str(out), "--workers", "1", "--no-box-filter", flag])
+    assert rc == 0, capsys.readouterr().err
+    res = read_mot_results(out / "TUD-Campus.txt")
+    expected = _manual_run(det_path, 71, skip)
+    assert [(int(f), int(i)) for f, i in zip(res.frames, res.ids, strict=True)] == [(f, i) for f, i, _ in expected]
+    np.testing.assert_allclose(res.tlwh, np.array([b for _, _, b in expected]), atol=0.051)  # one decimal
+    assert not np.isin(res.frames, np.arange(20, 25)).any()
+
+
+# ---------------------------------------------------------------------------------------------------------- bad input
+
+
+def _edit_line(path: Path, lineno: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        pytest.param("malformed_det", r"det/det.txt:17: expected 10 comma-separated values (as on line 1), got 4"),
+        pytest.param("nan_det", r"det/det.txt:9: value 5 is nan, expected a finite number"),
+        pytest.param("negative_det", r"det/det.txt:5: box width and height must be >= 0, got width -4"),
+        pytest.param("bad_frame_det", r"det/det.txt:3: frame must be an integer, got 2.5"),
+        pytest.param("frame_beyond_seq", r"det/det.txt:321: frame 99 is beyond the sequence length 71"),
+        pytest.param("malformed_gt", r"gt/gt.txt:4: expected 10 comma-separated values (as on line 1), got 3"),
+        pytest.param("duplicate_gt", r"gt/gt.txt:2: gt id 1 appears twice in frame 1 (also on line 1)"),
+        pytest.param("missing_seqinfo", r"TUD-Campus/seqinfo.ini: seqinfo.ini not found"),
+        pytest.param("missing_det", r"TUD-Campus/det/det.txt: detections not found for sequence TUD-Campus"),
+        pytest.param("missing_data_dir", r"DATA_DIR not found"),
+        pytest.param("unknown_tracker", r"argument --tracker: invalid choice: 'sort'"),
+        pytest.param("unknown_sequence", r"--sequences: MOT17-02 not in"),
+        pytest.param("motion_without_source", r"--tracker motion needs --motion-source MODULE:ATTR"),
+        pytest.param("bad_motion_source", r"--motion-source: cannot import module 'no_such_module_xyz'"),
+        pytest.param("motion_source_attr", r"--motion-source: module 'trackers.motion' has no attribute 'nope'"),
+        pytest.param("motion_without_images", r"img1: images of sequence TUD-Campus not found"),
+        pytest.param("bad_workers", r"argument --workers: expected a positive integer, got '0'"),
+        pytest.param("bad_thresh", r"argument --track-thresh: expected a number in [0, 1], got '1.5'"),
+    ],
+)
+def test_bad_input_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, expected: str
+) -> None:
+    root = _copy_dataset(tmp_path)
+    seq = root / "TUD-Campus"
+    args = [str(root), "--output", str(tmp_path / "out"), "--workers", "1"]
+    if case == "malformed_det":
+        _edit_line(seq / "det" / "det.txt", 17, "5,-1,1,2")
+    elif case == "nan_det":
+        _edit_line(seq / "det" / "det.txt", 9, "2,-1,10,20,nan,40,0.9,-1,-1,-1")
+    elif case == "negative_det":
+        _edit_line(seq / "det" / "det.txt", 5, "1,-1,10,20,-4,40,0.9,-1,-1,-1")
+    elif case == "bad_frame_det":
+        _edit_line(seq / "det" / "det.txt", 3, "2.5,-1,10,20,4,40,0.9,-1,-1,-1")
+    elif case == "frame_beyond_seq":
+        _edit_line(seq / "det" / "det.txt", 321, "99,-1,10,20,4,40,0.9,-1,-1,-1")
+    elif case == "malformed_gt":
+        _edit_line(seq / "gt" / "gt.txt", 4, "1,2,3")
+    elif case == "duplicate_gt":
+        _edit_line(seq / "gt" / "gt.txt", 2, "1,1,282,201,92,184,1,-1,-1,-1")
+    elif case == "missing_seqinfo":
+        (seq / "seqinfo.ini").unlink()
+    elif case == "missing_det":
+        (seq / "det" / "det.txt").unlink()
+    elif case == "missing_data_dir":
+        args[0] = str(tmp_path / "nowhere")
+    elif case == "unknown_tracker":
+        args += ["--tracker", "sort"]
+    elif case == "unknown_sequence":
+        args += ["--sequences", "MOT17-02"]
+    elif case == "motion_without_source":
+        args += ["--tracker", "motion"]
+    elif case == "bad_motion_source":
+        args += ["--tracker", "motion", "--motion-source", "no_such_module_xyz:make"]
+    elif case == "motion_source_attr":
+        args += ["--tracker", "motion", "--motion-source", "trackers.motion:nope"]
+    elif case == "motion_without_images":
+        args += ["--tracker", "motion", "--motion-source", f"{__name__}:zero_motion_source"]
+    elif case == "bad_workers":
+        args[-1] = "0"
+    elif case == "bad_thresh":
+        args += ["--track-thresh", "1.5"]
+    rc = main(args)
+    line = _one_error_line(capsys)
+    assert rc == 2
+    assert expected in line, line
+    if "det.txt:" in expected or "gt.txt:" in expected:
+        assert str(seq) in line  # the full path of the offending file
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--skip-empty-frames" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------------- images
+
+
+def _image_dataset(root: Path, names: tuple[str, ...] = ("A", "B"), frames: int = 6) -> Path:
+    import cv2
+
+    for name in names:
+        seq = root / name
+        (seq / "img1").mkdir(parents=True)
+        (seq / "det").mkdir()
+        (seq / "seqinfo.ini").write_text(
+            f"[Sequence]\nname={name}\nimDir=img1\nframeRate=30\nseqLength={frames}\nimWidth=160\nimHeight=120\n"
+            "imExt=.jpg\n"
+        )
+        rng = np.random.default_rng(len(name))
+        image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        rows = []
+        for f in range(1, frames + 1):
+            cv2.imwrite(str(seq / "img1" / f"{f:06d}.jpg"), image)
+            rows += [f"{f},-1,{10 + 2 * f},20,20,40,0.9,-1,-1,-1", f"{f},-1,{90 - f},30,18,36,0.8,-1,-1,-1"]
+        (seq / "det" / "det.txt").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_motion_tracker_partial_results_survive_a_later_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _image_dataset(tmp_path / "ds")
+    (root / "B" / "img1" / "000003.jpg").unlink()
+    source = f"{__name__}:zero_motion_source"
+    out = tmp_path / "out"
+    rc = main([str(root), "--tracker", "motion", "--motion-source", source, "--output", str(out), "--workers", "1"])
+    line = _one_error_line(capsys)
+    assert rc == 2 and "B/img1/000003.jpg: cannot read image (frame 3 of B)" in line
+    finished = read_mot_results(out / "A.txt")
+    assert len(finished) == 12 and finished.max_frame == 6  # A finished before B failed: complete file
+    # no ground truth here: tracking alone succeeds and nothing is evaluated
+    rc = main([str(root), "--tracker", "motion", "--motion-source", source, "--output", str(out), "--sequences", "A"])
+    assert rc == 0
+    assert read_mot_results(out / "A.txt").ids.tolist() == finished.ids.tolist()
+    assert "nothing evaluated" in capsys.readouterr().err
+
+
+def test_gmc_tracker_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("trackers.gmc")
+    root = _image_dataset(tmp_path / "ds", names=("A",))
+    out = tmp_path / "out"
+    rc = main([str(root), "--tracker", "gmc", "--output", str(out), "--workers", "1", "--no-box-filter"])
+    assert rc == 0, capsys.readouterr().err
+    res = read_mot_results(out / "A.txt")
+    assert sorted(set(res.ids.tolist())) == [1, 2] and res.max_frame == 6
