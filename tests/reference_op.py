@@ -13,6 +13,9 @@ Where the reference python comes from, first match wins:
 2. ``<checkout root>/.reference-op-venv/bin/python``, which ``.ci/run`` builds with
    ``bash ../shared/tools/build_reference_op.sh .reference-op-venv``.
 
+Without it the comparison tests skip, naming the build command; with ``MMTRACK_CORR_REQUIRE_REFERENCE=1`` (set by
+``.ci/run``) they fail instead.
+
 Users: ``tests/test_correlation_reference.py`` (imports this module from the tests folder) and
 ``benchmarks/bench_correlation.py`` (puts the tests folder on ``sys.path`` and imports it the same way).
 
@@ -44,6 +47,8 @@ from typing import Any
 import torch
 
 REFERENCE_PYTHON_ENV = "MMTRACK_CORR_REFERENCE_PYTHON"
+# set (to anything but "" or "0") where a missing reference must fail the tests instead of skipping them (CI)
+REQUIRE_REFERENCE_ENV = "MMTRACK_CORR_REQUIRE_REFERENCE"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REFERENCE_PYTHON = REPO_ROOT / ".reference-op-venv" / "bin" / "python"
 WORKER = Path(__file__).resolve().with_name("reference_worker.py")
@@ -173,6 +178,19 @@ def reference_skip_reason() -> str | None:
     if configured:
         return f"original op not built: {REFERENCE_PYTHON_ENV}={configured} is not an executable file; {BUILD_HINT}"
     return f"original op not built: {BUILD_HINT} (or set {REFERENCE_PYTHON_ENV})"
+
+
+def reference_required() -> bool:
+    """Whether ``$MMTRACK_CORR_REQUIRE_REFERENCE`` asks for a missing reference to be an error, not a skip.
+
+    Returns:
+        True when the variable is set to anything but ``""`` or ``"0"``.
+
+    Example:
+        >>> isinstance(reference_required(), bool)
+        True
+    """
+    return os.environ.get(REQUIRE_REFERENCE_ENV, "") not in ("", "0")
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:

@@ -12,7 +12,8 @@ Two kinds of check:
   to the largest magnitude of the expected tensor).
 
 Run: ``pytest -m reference tests/test_correlation_reference.py`` (``MMTRACK_CORR_REFERENCE_PYTHON`` may point at the
-reference python; default ``<checkout>/.reference-op-venv/bin/python``).
+reference python; default ``<checkout>/.reference-op-venv/bin/python``). ``MMTRACK_CORR_REQUIRE_REFERENCE=1`` turns
+the skip into a failure (CI).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from reference_op import (  # noqa: E402
     ReferenceResult,
     expected_output_shape,
     pair_params,
+    reference_required,
     reference_skip_reason,
     run_reference,
 )
@@ -265,6 +267,8 @@ def reference() -> dict[tuple[str, str], ReferenceResult]:
     """The original's output and gradients for every spec and dtype, from one worker process."""
     reason = reference_skip_reason()
     if reason is not None:
+        if reference_required():
+            pytest.fail(f"{reason} (MMTRACK_CORR_REQUIRE_REFERENCE is set, so this is an error, not a skip)")
         pytest.skip(reason)
     keys, cases = [], []
     for spec in ALL_SPECS:
