@@ -15,7 +15,7 @@ pytest.importorskip("trackeval", reason="TrackEval (the 'eval' extra) is not ins
 from trackers.bytetrack import ByteTracker  # noqa: E402
 from trackers.cli import main  # noqa: E402
 from trackers.evaluation import evaluate_mot_challenge  # noqa: E402
-from trackers.mot_io import read_mot_detections, read_mot_results  # noqa: E402
+from trackers.mot_io import read_mot_detections, read_mot_results, read_visdrone  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "mot15"
 SHARED_MOT15 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mot15"
@@ -278,3 +278,69 @@ def test_gmc_tracker_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert rc == 0, capsys.readouterr().err
     res = read_mot_results(out / "A.txt")
     assert sorted(set(res.ids.tolist())) == [1, 2] and res.max_frame == 6
+
+
+# ------------------------------------------------------------------------------------------------------ VisDrone, UAVDT
+
+
+def _moving_objects(frames: int = 20) -> list[tuple[int, int, int, float, float, float, float]]:
+    """(frame, id, category, x, y, w, h) of four objects moving at constant speed."""
+    objects = [(4, 10, 10, 30, 20, 3), (9, 200, 50, 60, 40, -2), (1, 100, 150, 8, 20, 1), (3, 50, 200, 10, 10, 0)]
+    return [
+        (f, oid, cat, float(x0 + vx * f), float(y0), float(w), float(h))
+        for f in range(1, frames + 1)
+        for oid, (cat, x0, y0, w, h, vx) in enumerate(objects, start=1)
+    ]
+
+
+def test_visdrone_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "vd"
+    (root / "annotations").mkdir(parents=True)
+    (root / "detections").mkdir()
+    rng = np.random.default_rng(0)
+    ann, det = [], []
+    for f, oid, cat, x, y, w, h in _moving_objects():
+        ann.append(f"{f},{oid},{x},{y},{w},{h},1,{cat},0,0")
+        if (f, oid) != (7, 1):  # the car is missed once
+            det.append(f"{f},-1,{x + rng.normal(0, 1):.2f},{y + rng.normal(0, 1):.2f},{w},{h},0.9,{cat},-1,-1")
+    for f in range(1, 21):
+        ann.append(f"{f},0,0,250,100,50,0,0,0,0")  # ignored region
+        det.append(f"{f},-1,10,260,20,20,0.9,4,-1,-1")  # a "car" inside it: not counted
+    (root / "annotations" / "s1.txt").write_text("\n".join(ann) + "\n")
+    (root / "detections" / "s1.txt").write_text("\n".join(det) + "\n")
+    out = tmp_path / "out"
+    assert main([str(root), "--output", str(out), "--workers", "1"]) == 0
+    table = capsys.readouterr().out
+    assert [r.split()[0] for r in table.strip().splitlines()[1:]] == [
+        "s1",
+        "[bus]",
+        "[car]",
+        "[pedestrian]",
+        "CLASS_AVERAGE",
+        "COMBINED",
+    ]
+    res = read_visdrone(out / "s1.txt", "results")
+    assert set(res.classes.tolist()) == {1, 4, 9}  # bicycles (3) are not tracked; classes kept per track
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["format"] == "visdrone" and metrics["settings"]["box_filter"] is False
+    car = metrics["classes"]["car"]
+    assert (car["FP"], car["FN"], car["IDSW"]) == (0, 1, 0)
+    assert metrics["classes"]["bus"]["MOTA"] == pytest.approx(100.0)
+
+
+def test_uavdt_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "uavdt"
+    (root / "GT").mkdir(parents=True)
+    (root / "detections").mkdir()
+    objs = [o for o in _moving_objects() if o[2] in (4, 9)]
+    gt = [f"{f},{oid},{x},{y},{w},{h},1,1,{1 if cat == 4 else 3}" for f, oid, cat, x, y, w, h in objs]
+    det = [f"{f},-1,{x},{y},{w},{h},0.9,-1,-1,-1" for f, oid, cat, x, y, w, h in objs]
+    (root / "GT" / "M0101_gt_whole.txt").write_text("\n".join(gt) + "\n")
+    (root / "detections" / "M0101.txt").write_text("\n".join(det) + "\n")
+    out = tmp_path / "out"
+    assert main([str(root), "--output", str(out), "--workers", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["format"] == "uavdt" and metrics["benchmark"] == "UAVDT"
+    c = metrics["combined"]
+    assert (c["MOTA"], c["IDF1"], c["IDSW"]) == (100.0, 100.0, 0)
+    assert "COMBINED" in capsys.readouterr().out

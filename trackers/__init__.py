@@ -8,9 +8,26 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from trackers.bytetrack import ByteTracker, Tracks
+from trackers.evaluation import EvaluationResult, evaluate_mot_challenge, evaluate_uavdt, evaluate_visdrone
 from trackers.gmc import CameraMotionCompensation
 from trackers.kalman import KalmanFilterXYAH
 from trackers.matching import fuse_score, iou_matrix, linear_assignment
+from trackers.mot_io import (
+    MotRecords,
+    ResultWriter,
+    SequenceEntry,
+    SequenceInfo,
+    discover_sequences,
+    read_mot_detections,
+    read_mot_gt,
+    read_mot_results,
+    read_seqinfo,
+    read_uavdt_gt,
+    read_uavdt_ignore,
+    read_visdrone,
+    write_results,
+    write_seqinfo,
+)
 from trackers.motion import DenseMotionSource, MotionSource, MotionTracker, displacements_from_flow
 
 try:
@@ -22,13 +39,31 @@ __all__ = [
     "ByteTracker",
     "CameraMotionCompensation",
     "DenseMotionSource",
+    "EvaluationResult",
     "KalmanFilterXYAH",
+    "MotRecords",
     "MotionSource",
     "MotionTracker",
+    "ResultWriter",
+    "SequenceEntry",
+    "SequenceInfo",
     "Tracks",
     "__version__",
+    "discover_sequences",
     "displacements_from_flow",
+    "evaluate_mot_challenge",
+    "evaluate_uavdt",
+    "evaluate_visdrone",
     "fuse_score",
     "iou_matrix",
     "linear_assignment",
+    "read_mot_detections",
+    "read_mot_gt",
+    "read_mot_results",
+    "read_seqinfo",
+    "read_uavdt_gt",
+    "read_uavdt_ignore",
+    "read_visdrone",
+    "write_results",
+    "write_seqinfo",
 ]
