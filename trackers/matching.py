@@ -54,18 +54,26 @@ def iou_matrix(boxes_a_xyxy: np.ndarray, boxes_b_xyxy: np.ndarray, *, plus_one: 
     one = 1.0 if plus_one else 0.0
     ax1, ay1, ax2, ay2 = (a[:, i : i + 1] for i in range(4))
     bx1, by1, bx2, by2 = (b[:, i] for i in range(4))
-    iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1) + one
-    ih = np.minimum(ay2, by2) - np.maximum(ay1, by1) + one
-    iw = np.maximum(iw, 0.0)
-    ih = np.maximum(ih, 0.0)
-    inter = iw * ih
+    # In-place arithmetic: these (N, M) temporaries dominate the cost for large N, M.
+    iw = np.minimum(ax2, bx2)
+    iw -= np.maximum(ax1, bx1)
+    iw += one
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(ay2, by2)
+    ih -= np.maximum(ay1, by1)
+    ih += one
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
     area_a = (ax2 - ax1 + one) * (ay2 - ay1 + one)
     area_b = (bx2 - bx1 + one) * (by2 - by1 + one)
-    union = area_a + area_b - inter
-    # The original sums (area_a + area_b) - inter in that order; keep it for identical rounding.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(inter > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return iou
+    # The original computes (area_a + area_b) - inter, in that order; same rounding here.
+    union = ih
+    np.add(area_a, area_b, out=union)
+    union -= inter
+    positive = inter > 0
+    np.divide(inter, union, out=inter, where=positive)
+    return inter
 
 
 def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,7 +81,10 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
 
     Calls ``lap.lapjv(cost, extend_cost=True, cost_limit=thresh)`` as ByteTrack does: every row and column may
     also stay unmatched at cost ``thresh / 2`` each, so a pair is matched only if its cost is at most ``thresh``
-    and the total is minimal.
+    and the total is minimal. Rows and columns with no entry ``<= thresh`` (unmatched in every optimal solution)
+    and isolated pairs (a row and a column that are each other's only admissible entry: matched in every optimal
+    solution) are settled without ``lapjv``; that changes nothing but the run time, except that when several
+    assignments tie exactly the pick may differ from a call on the full matrix.
 
     Args:
         cost: cost matrix, shape (N, M), finite.
@@ -99,12 +110,32 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
         return np.empty((0, 2), dtype=np.int64), np.arange(n, dtype=np.int64), np.arange(m, dtype=np.int64)
     if np.isnan(cost).any():
         raise ValueError("cost: expected no NaN entries")
-    _, x, y = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
-    x = np.asarray(x, dtype=np.int64)
-    y = np.asarray(y, dtype=np.int64)
-    rows = np.flatnonzero(x >= 0)
-    matches = np.stack([rows, x[rows]], axis=1) if rows.size else np.empty((0, 2), dtype=np.int64)
-    return matches, np.flatnonzero(x < 0), np.flatnonzero(y < 0)
+    # Exact shortcuts around lapjv (the optimum is unchanged):
+    # - a row or column without a single admissible entry (<= thresh) is unmatched in every optimal solution,
+    #   since matching a pair dearer than ``thresh`` costs more than leaving both unmatched;
+    # - a row and a column that are each other's only admissible entry form an isolated pair: matched.
+    # Only the rest, usually a few small clusters of overlapping boxes, goes to lapjv.
+    admissible = cost <= thresh
+    row_count = admissible.sum(axis=1)
+    col_count = admissible.sum(axis=0)
+    first_col = admissible.argmax(axis=1)
+    isolated = (row_count == 1) & (col_count[first_col] == 1)
+    row_to_col = np.full(n, -1, dtype=np.int64)
+    row_to_col[isolated] = first_col[isolated]
+    col_matched = np.zeros(m, dtype=bool)
+    col_matched[first_col[isolated]] = True
+    rows = np.flatnonzero((row_count > 0) & ~isolated)
+    cols = np.flatnonzero((col_count > 0) & ~col_matched)
+    if rows.size:
+        sub = cost if (rows.size == n and cols.size == m) else cost[np.ix_(rows, cols)]
+        _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=thresh)
+        x = np.asarray(x, dtype=np.int64)
+        hit = x >= 0
+        row_to_col[rows[hit]] = cols[x[hit]]
+        col_matched[cols[x[hit]]] = True
+    matched_rows = np.flatnonzero(row_to_col >= 0)
+    matches = np.stack([matched_rows, row_to_col[matched_rows]], axis=1)
+    return matches, np.flatnonzero(row_to_col < 0), np.flatnonzero(~col_matched)
 
 
 def fuse_score(iou_cost: np.ndarray, det_scores: np.ndarray) -> np.ndarray:

@@ -29,12 +29,13 @@ class MotionSource(Protocol):
     boxes were in ``prev_frame``; N may be 0); returns displacements of shape (N, 2), ``(dx, dy)`` in pixels from
     ``prev_frame`` to ``frame``, positive right/down. A NaN row means "unknown" (the tracker then falls back to its
     Kalman prediction for that box). ``prev_frame`` is None on the first frame and either frame is None when the
-    caller passed no image. :class:`MotionTracker` calls its source exactly once per ``update``, in frame order, so
+    caller passed no image. The arguments are positional, so any callable of that shape fits (a function, a
+    lambda, an object with ``__call__``). :class:`MotionTracker` calls its source exactly once per ``update``, in frame order, so
     a source may cache per-frame work (for example the previous frame's features).
     """
 
     def __call__(
-        self, prev_frame: np.ndarray | None, frame: np.ndarray | None, boxes_xyxy: np.ndarray
+        self, prev_frame: np.ndarray | None, frame: np.ndarray | None, boxes_xyxy: np.ndarray, /
     ) -> np.ndarray: ...
 
 
