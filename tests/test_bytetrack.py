@@ -155,7 +155,7 @@ def test_empty_frames() -> None:
     tracker = ByteTracker()
     out = tracker.update(np.zeros((0, 4)), np.zeros(0))
     assert len(out) == 0 and out.boxes.shape == (0, 4) and out.ids.shape == (0,) and out.ids.dtype == np.int64
-    assert len(tracker.update([], [])) == 0
+    assert len(tracker.update(np.array([]), np.array([]))) == 0
     step(tracker, [box(100, 100)], [0.9])
     step(tracker, [box(100, 100)], [0.9])
     assert len(tracker.update(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int))) == 0

@@ -19,8 +19,8 @@ def textured(h: int = 240, w: int = 320, seed: int = 0, channels: int = 3) -> np
 
 
 def true_affine(angle_deg: float, shift: tuple[float, float], centre: tuple[float, float] = (150, 110)) -> np.ndarray:
-    m = cv2.getRotationMatrix2D(centre, angle_deg, 1.0)
-    m[:, 2] += shift
+    m = np.asarray(cv2.getRotationMatrix2D(centre, angle_deg, 1.0), dtype=np.float64)
+    m[:, 2] += np.asarray(shift)
     return m
 
 

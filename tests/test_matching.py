@@ -64,7 +64,7 @@ def test_iou_equals_cython_bbox_loop_bitwise() -> None:
 def test_iou_empty(n: int, m: int) -> None:
     out = iou_matrix(np.zeros((n, 4)), np.ones((m, 4)))
     assert out.shape == (n, m)
-    assert iou_matrix([], np.ones((m, 4))).shape == (0, m)
+    assert iou_matrix(np.array([]), np.ones((m, 4))).shape == (0, m)
 
 
 def test_iou_bad_shape_message() -> None:

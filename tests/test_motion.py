@@ -19,7 +19,7 @@ class ScriptedShift:
     def __init__(self, shifts: dict[int, tuple[float, float]], default: tuple[float, float] = (0.0, 0.0)) -> None:
         self.shifts = shifts
         self.default = default
-        self.calls: list[tuple[object, object, np.ndarray]] = []
+        self.calls: list[tuple[np.ndarray | None, np.ndarray | None, np.ndarray]] = []
         self.resets = 0
 
     def __call__(self, prev_frame: np.ndarray | None, frame: np.ndarray | None, boxes_xyxy: np.ndarray) -> np.ndarray:
@@ -130,8 +130,8 @@ def test_source_called_once_per_update_with_previous_frame_and_boxes() -> None:
     tracker.update(np.array([box(100, 100)]), np.array([0.9]), frame=np.array([2]))
     assert len(source.calls) == 3
     assert source.calls[0][0] is None and source.calls[0][2].shape == (0, 4)
-    assert source.calls[1][0].tolist() == [0] and source.calls[1][2].shape == (0, 4)
-    assert source.calls[2][0].tolist() == [1]
+    assert np.array_equal(np.asarray(source.calls[1][0]), [0]) and source.calls[1][2].shape == (0, 4)
+    assert np.array_equal(np.asarray(source.calls[2][0]), [1])
     np.testing.assert_allclose(source.calls[2][2], [box(100, 100)])
 
 
@@ -142,7 +142,7 @@ def test_previous_frame_is_copied() -> None:
     tracker.update(np.zeros((0, 4)), np.zeros(0), frame=buf)
     buf[0] = 6  # the caller reuses its buffer
     tracker.update(np.zeros((0, 4)), np.zeros(0), frame=buf)
-    assert source.calls[1][0].tolist() == [5]
+    assert np.array_equal(np.asarray(source.calls[1][0]), [5])
 
 
 def test_sample_center_asks_about_zero_size_boxes() -> None:

@@ -30,8 +30,8 @@ class MotionSource(Protocol):
     ``prev_frame`` to ``frame``, positive right/down. A NaN row means "unknown" (the tracker then falls back to its
     Kalman prediction for that box). ``prev_frame`` is None on the first frame and either frame is None when the
     caller passed no image. The arguments are positional, so any callable of that shape fits (a function, a
-    lambda, an object with ``__call__``). :class:`MotionTracker` calls its source exactly once per ``update``, in frame order, so
-    a source may cache per-frame work (for example the previous frame's features).
+    lambda, an object with ``__call__``). :class:`MotionTracker` calls its source exactly once per ``update``, in
+    frame order, so a source may cache per-frame work (for example the previous frame's features).
     """
 
     def __call__(
