@@ -67,7 +67,8 @@ _WORKER = textwrap.dedent(
         t0 = time.perf_counter()
         tracker.update(det)
         times[f] = time.perf_counter() - t0
-    version = getattr(trackers, "__version__", "")
+    from importlib.metadata import version as _v
+    version = _v("trackers")
     np.savez(sys.argv[2], times=times, version=np.array(str(version)), path=np.array(trackers.__file__))
     """
 )

@@ -48,6 +48,12 @@ from trackers.matching import iou_matrix, linear_assignment
 
 __all__ = ["ByteTracker", "Tracks"]
 
+
+def _indices(mask: np.ndarray) -> np.ndarray:
+    """Indices of the True entries of a 1-D mask (``np.flatnonzero`` without its wrapper overhead)."""
+    return np.asarray(mask).nonzero()[0]
+
+
 _TRACKED = 1
 _LOST = 2
 _REMOVED = 3
@@ -91,11 +97,11 @@ def _validate_detections(
         raise ValueError(f"boxes_xyxy: expected shape (N, 4) xyxy boxes, got {boxes.shape}")
     n = boxes.shape[0]
     if not np.isfinite(boxes).all():
-        row = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
+        row = int(_indices(~np.isfinite(boxes).all(axis=1))[0])
         raise ValueError(f"boxes_xyxy: expected finite values, got {boxes[row].tolist()} at row {row}")
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+        row = int(_indices(bad)[0])
         raise ValueError(f"boxes_xyxy: expected x2 >= x1 and y2 >= y1, got {boxes[row].tolist()} at row {row}")
 
     sc = np.asarray(scores)
@@ -107,7 +113,7 @@ def _validate_detections(
     if sc.shape != (n,):
         raise ValueError(f"scores: expected shape ({n},) to match boxes_xyxy {boxes.shape}, got {sc.shape}")
     if not np.isfinite(sc).all():
-        row = int(np.flatnonzero(~np.isfinite(sc))[0])
+        row = int(_indices(~np.isfinite(sc))[0])
         raise ValueError(f"scores: expected finite values, got {sc[row]} at index {row}")
 
     if classes is None:
@@ -323,14 +329,14 @@ class ByteTracker:
         det_xyah[:, :2] += det_xyah[:, 2:] / 2
         det_xyah[:, 2] /= det_xyah[:, 3]
 
-        hi = np.flatnonzero(scores > self.track_thresh)
-        lo = np.flatnonzero((scores > self.low_thresh) & (scores < self.track_thresh))
+        hi = _indices(scores > self.track_thresh)
+        lo = _indices((scores > self.low_thresh) & (scores < self.track_thresh))
 
         nt = self._n_tracked
         total = self._ids.shape[0]
         act = self._activated[:nt]
-        unconfirmed = np.flatnonzero(~act)
-        pool = np.concatenate([np.flatnonzero(act), np.arange(nt, total)])
+        unconfirmed = _indices(~act)
+        pool = np.concatenate([_indices(act), np.arange(nt, total)])
 
         # Step 2: first association, high detections vs tracked + lost (predicted).
         self._predict(pool, unconfirmed)
@@ -406,7 +412,7 @@ class ByteTracker:
 
         # New lists, in the original's order: tracked = old tracked still Tracked + new + re-found;
         # lost = old lost not re-found + newly lost, minus tracks already in the removed list.
-        tracked = np.concatenate([np.flatnonzero(self._state[:nt] == _TRACKED), new_rows, refind])
+        tracked = np.concatenate([_indices(self._state[:nt] == _TRACKED), new_rows, refind])
         lost = np.concatenate([old_lost[self._state[old_lost] != _TRACKED], newly_lost])
         lost = lost[~self._in_removed[lost]]
         self._in_removed[expired] = True
@@ -430,7 +436,7 @@ class ByteTracker:
         return self._output()
 
     def _output(self) -> Tracks:
-        out = np.flatnonzero(self._activated[: self._n_tracked])
+        out = _indices(self._activated[: self._n_tracked])
         if out.size == 0:
             return Tracks.empty()
         return Tracks(

@@ -19,6 +19,11 @@ import numpy as np
 __all__ = ["fuse_score", "iou_matrix", "linear_assignment"]
 
 
+def _indices(mask: np.ndarray) -> np.ndarray:
+    """Indices of the True entries of a 1-D mask (``np.flatnonzero`` without its wrapper overhead)."""
+    return np.asarray(mask).nonzero()[0]
+
+
 def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(boxes, dtype=np.float64)
     if arr.size == 0:
@@ -124,8 +129,8 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     row_to_col[isolated] = first_col[isolated]
     col_matched = np.zeros(m, dtype=bool)
     col_matched[first_col[isolated]] = True
-    rows = np.flatnonzero((row_count > 0) & ~isolated)
-    cols = np.flatnonzero((col_count > 0) & ~col_matched)
+    rows = _indices((row_count > 0) & ~isolated)
+    cols = _indices((col_count > 0) & ~col_matched)
     if rows.size:
         sub = cost if (rows.size == n and cols.size == m) else cost[np.ix_(rows, cols)]
         _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=thresh)
@@ -133,9 +138,9 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
         hit = x >= 0
         row_to_col[rows[hit]] = cols[x[hit]]
         col_matched[cols[x[hit]]] = True
-    matched_rows = np.flatnonzero(row_to_col >= 0)
+    matched_rows = _indices(row_to_col >= 0)
     matches = np.stack([matched_rows, row_to_col[matched_rows]], axis=1)
-    return matches, np.flatnonzero(row_to_col < 0), np.flatnonzero(~col_matched)
+    return matches, _indices(row_to_col < 0), _indices(~col_matched)
 
 
 def fuse_score(iou_cost: np.ndarray, det_scores: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from trackers.bytetrack import _TRACKED, ByteTracker, Tracks, _validate_detections, _xyah_to_xyxy
+from trackers.bytetrack import _TRACKED, ByteTracker, Tracks, _indices, _validate_detections, _xyah_to_xyxy
 
 __all__ = ["DenseMotionSource", "MotionSource", "MotionTracker", "displacements_from_flow"]
 
@@ -324,7 +324,7 @@ class MotionTracker(ByteTracker):
 
     def _predict(self, pool: np.ndarray, unconfirmed: np.ndarray) -> None:
         tracked = self._state[pool] == _TRACKED
-        moved = np.arange(pool.size) if self.move_lost else np.flatnonzero(tracked)
+        moved = np.arange(pool.size) if self.move_lost else _indices(tracked)
         query = np.concatenate([pool[moved], unconfirmed])
         d = self._displacements(_xyah_to_xyxy(self._mean[query, :4]))
         d_pool, d_unconf = d[: moved.size], d[moved.size :]
