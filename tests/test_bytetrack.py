@@ -5,6 +5,8 @@ from __future__ import annotations
 import configparser
 import contextlib
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,12 @@ def nearest_id(out: Tracks, target: list[float]) -> int:
     centres = (out.boxes[:, :2] + out.boxes[:, 2:]) / 2
     t = np.array([(target[0] + target[2]) / 2, (target[1] + target[3]) / 2])
     return int(out.ids[np.argmin(np.linalg.norm(centres - t, axis=1))])
+
+
+def test_trackers_package_imports_neither_torch_nor_mmtrack_corr() -> None:
+    code = "import sys, trackers; print(sorted(m for m in ('torch', 'mmtrack_corr') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_output_types_and_shapes() -> None:
