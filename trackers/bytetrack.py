@@ -22,7 +22,7 @@ including its less obvious details:
   ``max_time_lost = int(frame_rate / 30.0 * track_buffer)``. As in the original, a removed track stays in the lost
   list (and can still be re-found) for one more frame, because the original subtracts its removed list before
   extending it; a track re-found that way is dropped at once the next time it is lost.
-- Tracked vs lost pairs with ``1 - IoU < 0.15`` (``IoU > 1 - duplicate_iou`` ... i.e. ``IoU > 0.85``): the one
+- Tracked vs lost pairs with ``1 - IoU < 1 - duplicate_iou`` (official: ``< 0.15``, i.e. IoU > 0.85): the one
   tracked for fewer frames is dropped.
 - Output: the confirmed tracked tracks, in the original's list order, with the box of the Kalman mean (not the raw
   detection) and the score of the last matched detection.
