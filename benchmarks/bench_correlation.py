@@ -348,7 +348,7 @@ def profile_ours(config: BenchConfig, device: torch.device, dtype: torch.dtype, 
     x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device).requires_grad_(True)
     _ours(x1, x2, **config.params).sum().backward()  # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    sort_key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sort_key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     tables = []
     for label, with_backward in (("forward", False), ("forward+backward", True)):
         x1.grad = x2.grad = None
@@ -361,7 +361,7 @@ def profile_ours(config: BenchConfig, device: torch.device, dtype: torch.dtype, 
         averages = prof.key_averages()
         tables.append(f"--- {config.name} {label}: time ---\n" + averages.table(sort_by=sort_key, row_limit=rows))
         if with_backward:
-            memory_key = "self_cuda_memory_usage" if device.type == "cuda" else "self_cpu_memory_usage"
+            memory_key = "self_device_memory_usage" if device.type == "cuda" else "self_cpu_memory_usage"
             tables.append(
                 f"--- {config.name} {label}: memory ---\n" + averages.table(sort_by=memory_key, row_limit=rows)
             )

@@ -34,6 +34,7 @@ from reference_op import (  # noqa: E402
     REPO_ROOT,
     ReferenceCase,
     ReferenceResult,
+    check_case,
     expected_output_shape,
     pair_params,
     reference_required,
@@ -371,3 +372,26 @@ def test_compat_package_matches_original(reference: dict[tuple[str, str], Refere
     expected = reference[(spec.name, "forward")].output
     assert_close(compat.spatial_correlation_sample(x1, x2, 1, 9, 1, 0, 1), expected, "compat function")
     assert_close(compat.SpatialCorrelationSampler(1, 9, 1, 0, 1)(x1, x2), expected, "compat module")
+
+
+_X = torch.zeros(1, 2, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "match"),
+    [
+        pytest.param(ReferenceCase(_X.half(), _X.half()), ValueError, "input1: expected float32", id="float16"),
+        pytest.param(ReferenceCase(_X, _X.double()), ValueError, "input2: expected dtype", id="mixed_dtypes"),
+        pytest.param(ReferenceCase(_X, _X, {"stride": 0}), ValueError, "stride: expected values >= 1", id="stride0"),
+        pytest.param(ReferenceCase(_X, _X[:, :, :3]), ValueError, "input2: expected the same shape", id="shapes"),
+        pytest.param(ReferenceCase(_X[0], _X[0]), ValueError, "input1: expected a 4-D tensor", id="3d"),
+        pytest.param(ReferenceCase(_X, _X, {"kernel_size": 9}), ValueError, "non-negative output", id="no_grid"),
+        pytest.param(ReferenceCase(_X, _X, {"patch": 3}), TypeError, "params: expected names", id="unknown_name"),
+        pytest.param(ReferenceCase(_X, _X, {"padding": (1, 2, 3)}), TypeError, "padding: expected an int", id="triple"),
+        pytest.param(ReferenceCase(_X, _X, {}, torch.zeros(1, 1, 1, 4, 4)), ValueError, "grad_output", id="grad_shape"),
+    ],
+)
+def test_harness_refuses_cases_that_crash_the_original(case: ReferenceCase, error: type, match: str) -> None:
+    """The original aborts its process on these (SPEC.md); the harness must stop them before the worker."""
+    with pytest.raises(error, match=match):
+        check_case(case)
