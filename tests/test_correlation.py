@@ -222,13 +222,24 @@ def test_gradcheck_float64(device, k, p, s, pad, d, dp):
     assert gradgradcheck(op, (x1, x2))  # double backward is supported
 
 
-def test_gradient_matches_naive_autograd(device):
-    x1, x2 = inputs((2, 4, 7, 8), device)
-    grad = torch.randn(2, 5, 3, 7, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(device)
+@pytest.mark.parametrize(
+    ("shape", "k", "p", "s", "pad", "d", "dp"),
+    [
+        pytest.param((2, 4, 7, 8), 1, (5, 3), 1, 0, 1, (1, 2), id="small_channels"),
+        # many channels against a small output: the backward accumulates in blocks of one row
+        pytest.param((2, 96, 7, 8), 1, 3, 1, 0, 1, 1, id="row_blocks"),
+        pytest.param((1, 96, 9, 8), 1, (3, 2), (2, 3), (1, 2), 1, (2, 1), id="row_blocks_strided"),
+        pytest.param((1, 64, 9, 10), 2, 4, 2, 1, 2, 2, id="row_blocks_kernel_2"),
+    ],
+)
+def test_gradient_matches_naive_autograd(device, shape, k, p, s, pad, d, dp):
+    x1, x2 = inputs(shape, device)
+    expected = naive_correlation(x1, x2, k, p, s, pad, d, dp)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(device)
     a, b = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
-    spatial_correlation_sample(a, b, 1, (5, 3), 1, 0, 1, (1, 2)).backward(grad)
+    spatial_correlation_sample(a, b, k, p, s, pad, d, dp).backward(grad)
     na, nb = x1.cpu().clone().requires_grad_(True), x2.cpu().clone().requires_grad_(True)
-    naive_correlation(na, nb, 1, (5, 3), 1, 0, 1, (1, 2)).backward(grad.cpu())
+    naive_correlation(na, nb, k, p, s, pad, d, dp).backward(grad.cpu())
     assert_close_to(a.grad, na.grad)
     assert_close_to(b.grad, nb.grad)
 
