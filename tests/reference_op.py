@@ -50,6 +50,8 @@ REFERENCE_PYTHON_ENV = "MMTRACK_CORR_REFERENCE_PYTHON"
 # set (to anything but "" or "0") where a missing reference must fail the tests instead of skipping them (CI)
 REQUIRE_REFERENCE_ENV = "MMTRACK_CORR_REQUIRE_REFERENCE"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# the checkout's own compatibility package: the reference worker must never import it
+_COMPAT_PACKAGE = REPO_ROOT / "spatial_correlation_sampler"
 DEFAULT_REFERENCE_PYTHON = REPO_ROOT / ".reference-op-venv" / "bin" / "python"
 WORKER = Path(__file__).resolve().with_name("reference_worker.py")
 BUILD_HINT = "run ../shared/tools/build_reference_op.sh .reference-op-venv"
@@ -349,7 +351,7 @@ def _run_worker(request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
             )
         result = torch.load(result_path, weights_only=True)
     module_file = Path(result["module_file"])
-    if "site-packages" not in module_file.parts or REPO_ROOT in module_file.parents:
+    if "site-packages" not in module_file.parts or _COMPAT_PACKAGE in module_file.parents:
         raise ReferenceError(f"reference worker imported {module_file}, not the original site-packages build")
     return result
 
@@ -382,7 +384,7 @@ def run_reference(
         check_case(case)
     request = {
         "mode": "compute",
-        "forbidden_root": str(REPO_ROOT),
+        "forbidden_package": str(_COMPAT_PACKAGE),
         "threads": threads,
         "cases": [
             {
@@ -428,7 +430,7 @@ def time_reference(
         check_case(ReferenceCase(torch.empty(case.shape), torch.empty(case.shape), case.params))
     request = {
         "mode": "time",
-        "forbidden_root": str(REPO_ROOT),
+        "forbidden_package": str(_COMPAT_PACKAGE),
         "threads": threads,
         "cases": [
             {

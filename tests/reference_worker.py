@@ -11,7 +11,7 @@ refuses to run anything if it is not the site-packages build.
 Request file (``torch.save``): a dict with
 
 - ``mode``: ``"compute"`` or ``"time"``;
-- ``forbidden_root``: the checkout's root folder (the imported package must not live under it);
+- ``forbidden_package``: the checkout's compatibility package folder (the imported package must not be it);
 - ``threads``: ``torch.set_num_threads`` value, or ``None`` to keep the default;
 - ``cases``: a list of dicts.
 
@@ -36,15 +36,16 @@ import time
 import typing
 
 
-def _load_original(forbidden_root: str) -> typing.Any:
+def _load_original(forbidden_package: str) -> typing.Any:
     import spatial_correlation_sampler
 
     module_file = os.path.realpath(spatial_correlation_sampler.__file__)
-    root = os.path.realpath(forbidden_root)
-    if "site-packages" not in module_file.split(os.sep) or module_file.startswith(root + os.sep):
+    ours = os.path.realpath(forbidden_package)
+    # the reference venv may live inside the checkout (.reference-op-venv): what must never load is our package
+    if "site-packages" not in module_file.split(os.sep) or module_file.startswith(ours + os.sep):
         raise RuntimeError(
             f"spatial_correlation_sampler: expected the original site-packages build, got {module_file} "
-            f"(checkout root {root})"
+            f"(the checkout's compatibility package is {ours})"
         )
     import spatial_correlation_sampler_backend  # noqa: F401  # the compiled extension must be importable
 
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     request = torch.load(argv[0], weights_only=True)
-    sampler = _load_original(request["forbidden_root"])
+    sampler = _load_original(request["forbidden_package"])
     if request.get("threads") is not None:
         torch.set_num_threads(int(request["threads"]))
     if request["mode"] == "compute":
