@@ -350,7 +350,6 @@ def test_torch_compile_equals_eager(device):
     assert_close_to(b.grad, b2.grad, torch.float32)
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_script_save_load_and_trace(device, tmp_path):
     sampler = SpatialCorrelationSampler(2, (3, 4), 1, 1, 1, 2)
     x1, x2 = inputs((2, 3, 6, 7), device, torch.float32)
