@@ -12,12 +12,13 @@ entries near the diagonal of the (W x W) Gram matrix of the two rows, so the op 
 rows (``torch.bmm`` on strided views of the inputs, no copy) followed by a ``gather`` of the band. Columns are
 split into tiles so that the Gram blocks stay close to the band (little wasted arithmetic on wide maps). That is
 PatchH x tiles large matrix products instead of PatchH x PatchW small reductions, and nothing of size
-C x Patch^2 x H x W is ever materialised. The backward pass is the transpose of the same products, accumulated
-straight into the two gradient buffers; only the inputs are saved for it.
+C x Patch^2 x H x W is ever materialised. The backward pass is the transpose of the same products, accumulated per
+tile in row blocks of at most two outputs' worth; only the inputs are saved for it.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import cast
 
@@ -39,15 +40,12 @@ def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
         items = [value, value]
     pair = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, int):
-            try:
-                if isinstance(item, bool):
-                    raise TypeError
-                number = int(item.__index__())  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}") from None
-        else:
-            number = item
+        try:
+            if isinstance(item, bool):  # an int to Python, but never a size
+                raise TypeError
+            number = operator.index(item)  # int, numpy and 0-d integer tensors; not floats
+        except TypeError:
+            raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}") from None
         if number < minimum:
             raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
         pair.append(number)
@@ -109,7 +107,7 @@ _Grid = tuple[int, int, int, int, int, int]
 _Tile = tuple[int, int, int, int, Tensor, Tensor]
 
 
-def _inside(grid: tuple[int, int, int, int, int, int], shift: int) -> tuple[int, int]:
+def _inside(grid: _Grid, shift: int) -> tuple[int, int]:
     """Output range [lo, hi) of ``grid`` whose input pixel plus ``shift`` lies inside [0, size)."""
     size, origin, step, count = grid[0], grid[1], grid[2], grid[3]
     first = origin + shift
@@ -123,7 +121,7 @@ def _inside(grid: tuple[int, int, int, int, int, int], shift: int) -> tuple[int,
     return lo, max(lo, hi)
 
 
-def _rows_for(rows: tuple[int, int, int, int, int, int], ph: int) -> tuple[int, int, int]:
+def _rows_for(rows: _Grid, ph: int) -> tuple[int, int, int]:
     """Displacement dy of patch row ``ph`` and the output rows [h0, h1) where both pixels exist."""
     dy = (ph - (rows[4] - 1) // 2) * rows[5]
     h0, h1 = _inside(rows, 0)
@@ -131,7 +129,7 @@ def _rows_for(rows: tuple[int, int, int, int, int, int], ph: int) -> tuple[int, 
     return dy, max(h0, g0), min(h1, g1)
 
 
-def _column_tiles(cols: tuple[int, int, int, int, int, int], device: torch.device) -> list[_Tile]:
+def _column_tiles(cols: _Grid, device: torch.device) -> list[_Tile]:
     size, origin, step, _, patch, dilation_patch = cols
     lo, hi = _inside(cols, 0)
     span = (patch - 1) * dilation_patch + 1
@@ -151,7 +149,7 @@ def _column_tiles(cols: tuple[int, int, int, int, int, int], device: torch.devic
     return tiles
 
 
-def _correlate(x1: Tensor, x2: Tensor, rows: tuple[int, int, int, int, int, int], cols: _Grid) -> Tensor:
+def _correlate(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
     """Kernel-size-1 correlation on the grid ``rows`` x ``cols``: (B, PatchH, PatchW, rows.count, cols.count)."""
     batch = x1.shape[0]
     out = x1.new_zeros(batch, rows[4], cols[4], rows[3], cols[3])
