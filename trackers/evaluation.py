@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .mot_io import (
+    DatasetFormat,
     MotRecords,
     SequenceEntry,
     discover_sequences,
@@ -213,6 +214,17 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def _sequences_with_gt(
+    root: Path, fmt: DatasetFormat, sequences: Sequence[str] | None, argument: str, expected: str
+) -> list[tuple[SequenceEntry, Path]]:
+    """The sequences of ``root`` that have ground truth (those named in ``sequences``), with their gt paths."""
+    entries = _select([e for e in discover_sequences(root, fmt) if e.gt_path is not None], sequences, root)
+    found = [(e, e.gt_path) for e in entries if e.gt_path is not None]
+    if not found:
+        raise ValueError(f"{argument}: expected {expected} in {root}, found none")
+    return found
+
+
 def _select(entries: list[SequenceEntry], sequences: Sequence[str] | None, where: Path) -> list[SequenceEntry]:
     if sequences is None:
         return entries
@@ -268,16 +280,12 @@ def evaluate_mot_challenge(
     """
     trackeval = _import_trackeval()
     root, res_dir = Path(gt_root), Path(results_dir)
-    entries = [e for e in discover_sequences(root, "mot") if e.gt_path is not None]
-    entries = _select(entries, sequences, root)
-    if not entries:
-        raise ValueError(f"gt_root: expected sequences with gt/gt.txt in {root}, found none")
+    entries = _sequences_with_gt(root, "mot", sequences, "gt_root", "sequences with gt/gt.txt")
     lengths = dict(seq_lengths or {})
     benchmarks: dict[str, str] = {}
     seq_info: dict[str, int] = {}
-    for e in entries:
-        assert e.gt_path is not None
-        gt = read_mot_gt(e.gt_path, variant)
+    for e, gt_path in entries:
+        gt = read_mot_gt(gt_path, variant)
         ncols = 10 if "world_x" in gt.extras else 9
         benchmarks[e.name] = resolve_mot_variant(variant, ncols if len(gt) else None)
         if e.name in lengths:
@@ -286,7 +294,7 @@ def evaluate_mot_challenge(
             length = e.info.seq_length
         else:
             raise FileNotFoundError(f"{e.root / 'seqinfo.ini'}: seqinfo.ini not found (needed for the sequence length)")
-        _check_result_frames(gt, e.gt_path, length, "gt")
+        _check_result_frames(gt, gt_path, length, "gt")
         res_path = res_dir / f"{e.name}.txt"
         _check_result_frames(read_mot_results(res_path), res_path, length, "seqinfo.ini seqLength")
         seq_info[e.name] = length
@@ -298,9 +306,8 @@ def evaluate_mot_challenge(
 
     with tempfile.TemporaryDirectory(prefix="mmtrack-eval-") as tmp:
         t = Path(tmp)
-        for e in entries:
-            assert e.gt_path is not None
-            _link_or_copy(e.gt_path, t / "gt" / e.name / "gt" / "gt.txt")
+        for e, gt_path in entries:
+            _link_or_copy(gt_path, t / "gt" / e.name / "gt" / "gt.txt")
             if e.seqinfo_path is not None:
                 _link_or_copy(e.seqinfo_path, t / "gt" / e.name / "seqinfo.ini")
             _link_or_copy(res_dir / f"{e.name}.txt", t / "trackers" / "tracker" / "data" / f"{e.name}.txt")
@@ -654,14 +661,10 @@ def evaluate_visdrone(
     """
     trackeval = _import_trackeval()
     root, res_dir = Path(data_dir), Path(results_dir)
-    entries = [e for e in discover_sequences(root, "visdrone") if e.gt_path is not None]
-    entries = _select(entries, sequences, root)
-    if not entries:
-        raise ValueError(f"data_dir: expected annotations/<seq>.txt files in {root}, found none")
+    entries = _sequences_with_gt(root, "visdrone", sequences, "data_dir", "annotations/<seq>.txt files")
     prepared: dict[str, dict[str, tuple[MotRecords, MotRecords, int]]] = {}
-    for e in entries:
-        assert e.gt_path is not None
-        gt = read_visdrone(e.gt_path, "annotations")
+    for e, gt_path in entries:
+        gt = read_visdrone(gt_path, "annotations")
         res = read_visdrone(res_dir / f"{e.name}.txt", "results")
         w, h = _image_size(e, [gt, res], image_sizes)
         prepared[e.name] = prepare_visdrone_sequence(gt, res, w, h, classes)
@@ -700,14 +703,10 @@ def evaluate_uavdt(
     """
     trackeval = _import_trackeval()
     root, res_dir = Path(data_dir), Path(results_dir)
-    entries = [e for e in discover_sequences(root, "uavdt") if e.gt_path is not None]
-    entries = _select(entries, sequences, root)
-    if not entries:
-        raise ValueError(f"data_dir: expected GT/<seq>_gt_whole.txt files in {root}, found none")
+    entries = _sequences_with_gt(root, "uavdt", sequences, "data_dir", "GT/<seq>_gt_whole.txt files")
     prepared: dict[str, dict[str, tuple[MotRecords, MotRecords, int]]] = {}
-    for e in entries:
-        assert e.gt_path is not None
-        gt = read_uavdt_gt(e.gt_path)
+    for e, gt_path in entries:
+        gt = read_uavdt_gt(gt_path)
         res_path = res_dir / f"{e.name}.txt"
         res = read_mot_results(res_path)
         ignore = read_uavdt_ignore(e.ignore_path) if e.ignore_path is not None else None
