@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from official_bytetrack import OFFICIAL_COMBINED, OFFICIAL_PER_SEQUENCE, SHARED_MOT15
 
 from trackers.bytetrack import ByteTracker, Tracks
-
-MOT15 = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mot15"
 
 
 def box(cx: float, cy: float, w: float = 40.0, h: float = 100.0) -> list[float]:
@@ -278,18 +277,7 @@ def test_zero_height_boxes_ignored_with_warning() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ real data
-# Reference: the official ByteTrack (track_thresh 0.6, match_thresh 0.9, track_buffer 30, frame rate from
-# seqinfo.ini, public detections, tracker not called on frames without detections, boxes written as the official
-# write_results does: 1-decimal boxes, 2-decimal scores, kept if w*h > 100 and w/h <= 1.6), scored by TrackEval.
-OFFICIAL = {
-    "TUD-Campus": (51.36, 61.28, 71.32),
-    "TUD-Stadtmitte": (53.73, 69.90, 75.77),
-    "PETS09-S2L1": (37.50, 63.07, 47.40),
-    "KITTI-13": (29.90, 7.35, 41.58),
-    "ADL-Rundle-6": (35.39, 37.59, 49.39),
-    "ETH-Pedcross2": (39.74, 45.23, 54.15),
-    "COMBINED_SEQ": (38.89, 47.84, 52.17),
-}
+OFFICIAL = {**OFFICIAL_PER_SEQUENCE, "COMBINED_SEQ": tuple(OFFICIAL_COMBINED.values())}
 
 
 def _run_sequence(seq: Path) -> str:
@@ -313,20 +301,20 @@ def _run_sequence(seq: Path) -> str:
 
 def test_matches_official_bytetrack_on_mot15(tmp_path: Path) -> None:
     trackeval = pytest.importorskip("trackeval", reason="needs TrackEval (pip install mmtrack-corr[eval])")
-    if not MOT15.is_dir():
-        pytest.skip(f"MOT15 data not found at {MOT15}")
-    seqs = list(OFFICIAL)[:-1]
+    if not SHARED_MOT15.is_dir():
+        pytest.skip(f"MOT15 data not found at {SHARED_MOT15}")
+    seqs = list(OFFICIAL_PER_SEQUENCE)
     gt_root = tmp_path / "gt" / "MOT15-train"
     data = tmp_path / "trackers" / "MOT15-train" / "ours" / "data"
     data.mkdir(parents=True)
     lengths = {}
     for name in seqs:
         (gt_root / name / "gt").mkdir(parents=True)
-        (gt_root / name / "gt" / "gt.txt").symlink_to(MOT15 / name / "gt" / "gt.txt")
-        (gt_root / name / "seqinfo.ini").symlink_to(MOT15 / name / "seqinfo.ini")
-        (data / f"{name}.txt").write_text(_run_sequence(MOT15 / name))
+        (gt_root / name / "gt" / "gt.txt").symlink_to(SHARED_MOT15 / name / "gt" / "gt.txt")
+        (gt_root / name / "seqinfo.ini").symlink_to(SHARED_MOT15 / name / "seqinfo.ini")
+        (data / f"{name}.txt").write_text(_run_sequence(SHARED_MOT15 / name))
         info = configparser.ConfigParser()
-        info.read(MOT15 / name / "seqinfo.ini")
+        info.read(SHARED_MOT15 / name / "seqinfo.ini")
         lengths[name] = int(info["Sequence"]["seqLength"])
     eval_cfg = trackeval.Evaluator.get_default_eval_config()
     eval_cfg.update(USE_PARALLEL=False, PRINT_RESULTS=False, PRINT_CONFIG=False, TIME_PROGRESS=False,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from official_bytetrack import OFFICIAL_COMBINED, OFFICIAL_PER_SEQUENCE, SHARED_MOT15
 
 pytest.importorskip("trackeval", reason="TrackEval (the 'eval' extra) is not installed")
 
@@ -18,18 +19,6 @@ from trackers.evaluation import evaluate_mot_challenge  # noqa: E402
 from trackers.mot_io import read_mot_detections, read_mot_results, read_visdrone  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "mot15"
-SHARED_MOT15 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mot15"
-
-# Official ByteTrack (public detections, official defaults) on the six MOT15 sequences, TrackEval MOT15 settings.
-OFFICIAL_COMBINED = {"HOTA": 38.89, "MOTA": 47.84, "IDF1": 52.17}
-OFFICIAL_PER_SEQUENCE = {
-    "TUD-Campus": (51.36, 61.28, 71.32),
-    "TUD-Stadtmitte": (53.73, 69.90, 75.77),
-    "PETS09-S2L1": (37.50, 63.07, 47.40),
-    "KITTI-13": (29.90, 7.35, 41.58),
-    "ADL-Rundle-6": (35.39, 37.59, 49.39),
-    "ETH-Pedcross2": (39.74, 45.23, 54.15),
-}
 
 
 def zero_motion_source() -> Callable[[np.ndarray | None, np.ndarray | None, np.ndarray], np.ndarray]:
