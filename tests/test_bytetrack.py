@@ -332,3 +332,45 @@ def test_matches_official_bytetrack_on_mot15(tmp_path: Path) -> None:
         got[name] = (100 * float(np.mean(m["HOTA"]["HOTA"])), 100 * m["CLEAR"]["MOTA"], 100 * m["Identity"]["IDF1"])
         # the reference figures are given to 2 decimals
         np.testing.assert_allclose(got[name], (hota, mota, idf1), atol=0.005 + 1e-9, err_msg=name)
+
+
+def _check_det_indices(out: Tracks, boxes: np.ndarray, scores: np.ndarray) -> None:
+    """Each output track points at a distinct input row whose box it sits on and whose score it carries."""
+    assert out.det_indices.dtype == np.int64 and out.det_indices.shape == (len(out),)
+    assert (out.det_indices >= 0).all()
+    assert np.unique(out.det_indices).size == len(out)
+    matched = boxes[out.det_indices]
+    np.testing.assert_array_equal(out.scores, scores[out.det_indices])
+    # the Kalman posterior sits on the matched detection far more closely than on any other one
+    centre = (out.boxes[:, :2] + out.boxes[:, 2:]) / 2
+    dist = np.linalg.norm(centre[:, None, :] - ((boxes[:, :2] + boxes[:, 2:]) / 2)[None], axis=2)
+    np.testing.assert_array_equal(np.argmin(dist, axis=1), out.det_indices)
+    assert np.abs(out.boxes - matched).max() < 20
+
+
+def test_det_indices_point_at_the_matched_input_rows() -> None:
+    rng = np.random.default_rng(7)
+    tracker = ByteTracker()
+    for f in range(25):
+        boxes = np.array([box(60 + 150 * i + 3 * f, 200 + 2 * f * (i % 2)) for i in range(6)])
+        # row 3 starts a track, then is low (matched in stage 2 only), then vanishes below low_thresh (lost)
+        scores = np.array([0.95, 0.9, 0.85, 0.9 if f == 0 else 0.3, 0.92, 0.88])
+        if f == 10:
+            scores[3] = 0.05
+        order = rng.permutation(len(boxes))
+        out = tracker.update(boxes[order], scores[order])
+        _check_det_indices(out, boxes[order], scores[order])
+        assert (3 in order[out.det_indices]) == (f < 10)  # a lost track only returns with a high detection
+
+
+def test_det_indices_skip_zero_height_rows_and_empty() -> None:
+    tracker = ByteTracker()
+    boxes = np.array([box(100, 100), [5.0, 5.0, 9.0, 5.0], box(300, 100)])
+    scores = np.array([0.9, 0.9, 0.9])
+    with pytest.warns(UserWarning, match="zero height"):
+        out = tracker.update(boxes, scores)
+    assert sorted(out.det_indices.tolist()) == [0, 2]
+    np.testing.assert_allclose(out.boxes[np.argsort(out.det_indices)], boxes[[0, 2]])
+    empty = tracker.update(np.zeros((0, 4)), np.zeros(0))
+    assert empty.det_indices.shape == (0,) and empty.det_indices.dtype == np.int64
+    assert Tracks.empty().det_indices.shape == (0,) and Tracks.empty().det_indices.dtype == np.int64

@@ -300,3 +300,14 @@ def test_flow_errors() -> None:
     bad = DenseMotionSource(lambda p, f: np.zeros((4, 4, 3)))
     with pytest.raises(ValueError, match=r"flow_fn <lambda>: expected a \(H', W', 2\) motion field"):
         bad(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((1, 4)))
+
+
+def test_det_indices_match_bytetrack_and_point_at_inputs() -> None:
+    rng = np.random.default_rng(3)
+    bt, mt = ByteTracker(), MotionTracker(nan_source)
+    for boxes, scores in _random_scene(11):
+        order = rng.permutation(len(boxes))
+        a, b = bt.update(boxes[order], scores[order]), mt.update(boxes[order], scores[order])
+        np.testing.assert_array_equal(a.det_indices, b.det_indices)
+        assert b.det_indices.dtype == np.int64 and (b.det_indices >= 0).all()
+        np.testing.assert_array_equal(b.scores, scores[order][b.det_indices])

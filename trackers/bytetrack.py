@@ -68,20 +68,33 @@ class Tracks:
         ids: track IDs, shape (M,), int64, >= 1.
         scores: score of each track's last matched detection, shape (M,), float64.
         classes: class of each track's last matched detection, shape (M,), int64 (-1 when no classes were given).
+        det_indices: for each track, the row (into this ``update``'s ``boxes_xyxy``) of the detection it was matched
+            to in this update, shape (M,), int64; -1 for a track not matched in this update. In
+            :class:`ByteTracker` and :class:`~trackers.motion.MotionTracker` every output track was matched this
+            frame (a confirmed track left unmatched becomes lost and is not output; a new track is output only on
+            the first frame, matched to the detection that started it), so the entries are all >= 0 there; use it
+            to write IDs back onto the caller's detections (``ids_per_det[out.det_indices] = out.ids``).
     """
 
     boxes: np.ndarray
     ids: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    det_indices: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     @classmethod
     def empty(cls) -> Tracks:
-        """No tracks: arrays of shapes (0, 4), (0,), (0,), (0,)."""
-        return cls(np.zeros((0, 4)), np.zeros((0,), dtype=np.int64), np.zeros((0,)), np.zeros((0,), dtype=np.int64))
+        """No tracks: arrays of shapes (0, 4), (0,), (0,), (0,), (0,)."""
+        return cls(
+            np.zeros((0, 4)),
+            np.zeros((0,), dtype=np.int64),
+            np.zeros((0,)),
+            np.zeros((0,), dtype=np.int64),
+            np.zeros((0,), dtype=np.int64),
+        )
 
 
 def _validate_detections(
@@ -242,6 +255,7 @@ class ByteTracker:
         self._score = np.zeros((0,))
         self._cls = np.zeros((0,), dtype=np.int64)
         self._in_removed = np.zeros((0,), dtype=bool)
+        self._det = np.zeros((0,), dtype=np.int64)  # input row matched in the current update, -1 if none
 
     @property
     def frame_id(self) -> int:
@@ -260,6 +274,7 @@ class ByteTracker:
         self._score = self._score[rows]
         self._cls = self._cls[rows]
         self._in_removed = self._in_removed[rows]
+        self._det = self._det[rows]
 
     # ------------------------------------------------------------------ hooks
     def _predict(self, pool: np.ndarray, unconfirmed: np.ndarray) -> None:
@@ -300,7 +315,7 @@ class ByteTracker:
             classes: integer class ids, shape (N,), or None (all -1).
 
         Returns:
-            The confirmed tracks after this frame (:class:`Tracks`).
+            The confirmed tracks after this frame (:class:`Tracks`; ``det_indices`` index ``boxes_xyxy``).
 
         Raises:
             ValueError: shapes or values of the inputs are invalid (the message names the argument).
@@ -313,12 +328,14 @@ class ByteTracker:
         self._frame_id += 1
         f = self._frame_id
         zero_h = boxes[:, 3] <= boxes[:, 1]
+        input_row = np.arange(boxes.shape[0], dtype=np.int64)  # row in the caller's input of each detection
         if zero_h.any():
             warnings.warn(
                 f"boxes_xyxy: ignoring {int(zero_h.sum())} detection(s) of zero height (y2 == y1)", stacklevel=3
             )
             keep = ~zero_h
-            boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+            boxes, scores, classes, input_row = boxes[keep], scores[keep], classes[keep], input_row[keep]
+        self._det.fill(-1)
 
         # Detections as the original sees them: tlwh, its tlbr (x1 + w) and xyah (cx = x1 + w/2, a = w/h).
         tlwh = boxes.copy()
@@ -383,6 +400,7 @@ class ByteTracker:
             self._last_frame[rows] = f
             self._score[rows] = scores[dets]
             self._cls[rows] = classes[dets]
+            self._det[rows] = input_row[dets]
         self._state[newly_lost] = _LOST
         self._state[unconfirmed[u_unconf]] = _REMOVED
 
@@ -403,6 +421,7 @@ class ByteTracker:
             self._score = np.concatenate([self._score, scores[new]])
             self._cls = np.concatenate([self._cls, classes[new]])
             self._in_removed = np.concatenate([self._in_removed, np.zeros(k, dtype=bool)])
+            self._det = np.concatenate([self._det, input_row[new]])
         new_rows = np.arange(total, total + k)
 
         # Step 5: expire lost tracks (checked on the old lost list, after this frame's matches).
@@ -444,4 +463,5 @@ class ByteTracker:
             ids=self._ids[out].copy(),
             scores=self._score[out].copy(),
             classes=self._cls[out].copy(),
+            det_indices=self._det[out].copy(),
         )

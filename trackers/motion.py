@@ -284,7 +284,7 @@ class MotionTracker(ByteTracker):
             frame: the current image (any array the motion source understands, e.g. (H, W, 3) uint8), or None.
 
         Returns:
-            The confirmed tracks after this frame.
+            The confirmed tracks after this frame (``det_indices`` index ``boxes_xyxy``).
 
         Raises:
             ValueError: invalid detections, or the motion source returned a wrong shape or infinite values.
