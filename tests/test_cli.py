@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,7 +155,6 @@ def _edit_line(path: Path, lineno: int, text: str) -> None:
         pytest.param("missing_data_dir", r"DATA_DIR not found"),
         pytest.param("unknown_tracker", r"argument --tracker: invalid choice: 'sort'"),
         pytest.param("unknown_sequence", r"--sequences: MOT17-02 not in"),
-        pytest.param("motion_without_source", r"--tracker motion needs --motion-source MODULE:ATTR"),
         pytest.param("bad_motion_source", r"--motion-source: cannot import module 'no_such_module_xyz'"),
         pytest.param("motion_source_attr", r"--motion-source: module 'trackers.motion' has no attribute 'nope'"),
         pytest.param("motion_without_images", r"img1: images of sequence TUD-Campus not found"),
@@ -191,8 +192,6 @@ def test_bad_input_one_line_exit_2(
         args += ["--tracker", "sort"]
     elif case == "unknown_sequence":
         args += ["--sequences", "MOT17-02"]
-    elif case == "motion_without_source":
-        args += ["--tracker", "motion"]
     elif case == "bad_motion_source":
         args += ["--tracker", "motion", "--motion-source", "no_such_module_xyz:make"]
     elif case == "motion_source_attr":
@@ -257,6 +256,81 @@ def test_motion_tracker_partial_results_survive_a_later_failure(
     assert rc == 0
     assert read_mot_results(out / "A.txt").ids.tolist() == finished.ids.tolist()
     assert "nothing evaluated" in capsys.readouterr().err
+
+
+def test_motion_tracker_defaults_to_the_learned_estimator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --motion-source the CLI imports mmtrack_corr.estimator:default_motion_source by name (here a fake)."""
+    calls: list[dict[str, object]] = []
+
+    def default_motion_source(weights: str | None = None, device: str = "cpu") -> object:
+        calls.append({"weights": weights, "device": device})
+        return zero_motion_source()
+
+    fake = types.ModuleType("mmtrack_corr.estimator")
+    fake.default_motion_source = default_motion_source  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mmtrack_corr.estimator", fake)
+    root = _image_dataset(tmp_path / "ds", names=("A",))
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"fake")
+    out = tmp_path / "out"
+    args = [str(root), "--tracker", "motion", "--output", str(out), "--workers", "1"]
+    assert main([*args, "--motion-weights", str(weights), "--device", "cuda:1"]) == 0
+    assert calls == [{"weights": str(weights), "device": "cuda:1"}]
+    assert len(read_mot_results(out / "A.txt")) == 12
+    summary = json.loads((out / "metrics.json").read_text())["settings"]
+    assert summary["motion_source"] == "mmtrack_corr.estimator:default_motion_source"
+    assert summary["motion_weights"] == str(weights) and summary["device"] == "cuda:1"
+    assert main(args) == 0
+    assert calls[-1] == {"weights": None, "device": "cpu"}
+    capsys.readouterr()
+
+    # the factory's own failure (bad weights, unknown device) is a user error naming the call
+    def failing(weights: str | None = None, device: str = "cpu") -> object:
+        raise RuntimeError(f"unknown device {device}")
+
+    fake.default_motion_source = failing  # type: ignore[attr-defined]
+    assert main([*args, "--device", "tpu"]) == 2
+    assert "default_motion_source(weights=None, device='tpu') failed: RuntimeError: unknown device tpu" in (
+        _one_error_line(capsys)
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "module", "expected"),
+    [
+        pytest.param([], None, "mmtrack_corr.estimator:default_motion_source", id="estimator_missing"),
+        pytest.param(
+            ["--motion-weights", "/no/such.pt"], "fake", "--motion-weights: /no/such.pt: not found", id="weights"
+        ),
+        pytest.param(["--motion-source", "x:y", "--device", "cpu"], "fake", "cannot be combined", id="with_source"),
+    ],
+)
+def test_learned_estimator_errors(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    module: str | None,
+    expected: str,
+) -> None:
+    fake = None
+    if module is not None:
+        fake = types.ModuleType("mmtrack_corr.estimator")
+        fake.default_motion_source = lambda weights=None, device="cpu": zero_motion_source()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mmtrack_corr.estimator", fake)  # None: the import fails
+    root = _image_dataset(tmp_path / "ds", names=("A",))
+    rc = main([str(root), "--tracker", "motion", "--output", str(tmp_path / "o"), *extra])
+    line = _one_error_line(capsys)
+    assert rc == 2 and expected in line
+    if module is None:
+        assert "--motion-source" in line
+
+
+def test_estimator_options_need_tracker_motion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(DATA), "--device", "cpu", "--output", "/nonexistent/never"]) == 2
+    assert "--device is only used with --tracker motion" in _one_error_line(capsys)
 
 
 def test_gmc_tracker_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

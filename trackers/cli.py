@@ -5,6 +5,7 @@ Usage::
     mmtrack-eval DATA_DIR [--tracker bytetrack|motion|gmc] [--output OUT_DIR] [--format mot|visdrone|uavdt]
                  [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
+                 [--motion-weights PATH] [--device cpu]
                  [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
                  [--sequences NAME ...] [--json PATH]
 
@@ -32,7 +33,9 @@ Defaults follow the official ByteTrack MOT evaluation (``yolox/evaluators/mot_ev
 
 Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
 (:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
-zero-argument factory returning a :class:`trackers.motion.MotionSource`); ``gmc`` (MotionTracker with
+zero-argument factory returning a :class:`trackers.motion.MotionSource`; without ``--motion-source``, the learned
+estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device)``, imported only
+then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
 :class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
 frame's image with OpenCV, so the sequence's images must be present; ``bytetrack`` never reads images.
 VisDrone: only detections of the five evaluated categories (car, bus, truck, pedestrian, van) are tracked, per
@@ -99,12 +102,19 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+# The learned estimator (mmtrack_corr, needs torch): imported by name, lazily, only for --tracker motion without
+# --motion-source, so that the trackers package never imports torch or mmtrack_corr on its own.
+_DEFAULT_MOTION_SOURCE = "mmtrack_corr.estimator:default_motion_source"
+
+
 @dataclass(frozen=True)
 class _TrackerSpec:
     name: str
     kwargs: dict[str, Any]
     motion_source: str | None = None
     gmc_method: str = "sparse"
+    motion_weights: str | None = None
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -136,23 +146,48 @@ class _JobResult:
     user_error: bool = field(default=False)
 
 
-def _load_factory(spec: str) -> Callable[[], Any]:
-    """Import ``MODULE:ATTR`` and return the attribute (must be callable)."""
+def _load_factory(spec: str, what: str = "--motion-source") -> Callable[..., Any]:
+    """Import ``MODULE:ATTR`` and return the attribute (must be callable); ``what`` names it in errors."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise UserError(f"--motion-source: expected MODULE:ATTR, got {spec!r}")
+        raise UserError(f"{what}: expected MODULE:ATTR, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise UserError(f"--motion-source: cannot import module {module_name!r} ({err})") from None
+        raise UserError(f"{what}: cannot import module {module_name!r} ({err})") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise UserError(f"--motion-source: module {module_name!r} has no attribute {attr!r}")
+            raise UserError(f"{what}: module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise UserError(f"--motion-source: {spec} is not callable (expected a factory returning a MotionSource)")
+        raise UserError(f"{what}: {spec} is not callable (expected a factory returning a MotionSource)")
     return obj  # type: ignore[no-any-return]
+
+
+_LEARNED = (
+    f"--tracker motion without --motion-source (the learned estimator {_DEFAULT_MOTION_SOURCE}, "
+    "needs mmtrack-corr with torch; or pass --motion-source MODULE:ATTR)"
+)
+
+
+def _build_motion_source(spec: _TrackerSpec) -> Any:
+    """The MotionSource of ``--tracker motion``: the user's factory, or the learned estimator's."""
+    if spec.motion_source is not None:
+        name = spec.motion_source
+        source = _load_factory(name)()
+    else:
+        name = _DEFAULT_MOTION_SOURCE
+        factory = _load_factory(name, _LEARNED)
+        try:
+            source = factory(weights=spec.motion_weights, device=spec.device)
+        except (ValueError, TypeError, OSError, RuntimeError) as err:
+            raise UserError(
+                f"{name}(weights={spec.motion_weights!r}, device={spec.device!r}) failed: {type(err).__name__}: {err}"
+            ) from None
+    if not callable(source):
+        raise UserError(f"--motion-source: {name}() returned {type(source).__name__}, not a MotionSource")
+    return source
 
 
 def _build_tracker(spec: _TrackerSpec, frame_rate: float) -> Any:
@@ -169,11 +204,7 @@ def _build_tracker(spec: _TrackerSpec, frame_rate: float) -> Any:
         except ImportError as err:
             raise UserError(f"--tracker gmc: camera-motion compensation is not available ({err})") from None
         return MotionTracker(CameraMotionCompensation(method=spec.gmc_method), kalman_weight=1.0, **kwargs)
-    assert spec.motion_source is not None
-    source = _load_factory(spec.motion_source)()
-    if not callable(source):
-        raise UserError(f"--motion-source: {spec.motion_source}() returned {type(source).__name__}, not a MotionSource")
-    return MotionTracker(source, **kwargs)
+    return MotionTracker(_build_motion_source(spec), **kwargs)
 
 
 def _keep_boxes(tlwh: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -300,6 +331,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "--motion-source", metavar="MODULE:ATTR", default=None, help="MotionSource factory (--tracker motion)"
     )
     p.add_argument(
+        "--motion-weights",
+        metavar="PATH",
+        default=None,
+        help="weights of the learned estimator (--tracker motion without --motion-source; default: its own)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device of the learned estimator, e.g. cpu, cuda, cuda:1 (--tracker motion without --motion-source; "
+        "default cpu)",
+    )
+    p.add_argument(
         "--gmc-method", choices=("sparse", "ecc"), default="sparse", help="camera-motion method (--tracker gmc)"
     )
     p.add_argument("--sequences", nargs="+", metavar="NAME", default=None, help="only these sequences")
@@ -355,12 +398,24 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
                 f"--sequences: {', '.join(unknown)} not in {data_dir} (found: {', '.join(sorted(by_name))})"
             )
         entries = [by_name[s] for s in args.sequences]
-    if args.tracker == "motion" and not args.motion_source:
-        raise UserError("--tracker motion needs --motion-source MODULE:ATTR (a factory returning a MotionSource)")
     if args.motion_source:
         if args.tracker != "motion":
             raise UserError(f"--motion-source is only used with --tracker motion, got --tracker {args.tracker}")
+        for opt, value in (("--motion-weights", args.motion_weights), ("--device", args.device)):
+            if value is not None:
+                raise UserError(
+                    f"{opt} configures the learned estimator and cannot be combined with --motion-source "
+                    f"(a zero-argument factory), got {opt} {value}"
+                )
         _load_factory(args.motion_source)
+    elif args.tracker == "motion":
+        _load_factory(_DEFAULT_MOTION_SOURCE, _LEARNED)
+        if args.motion_weights is not None and not Path(args.motion_weights).is_file():
+            raise UserError(f"--motion-weights: {args.motion_weights}: not found (expected a weights file)")
+    else:
+        for opt, value in (("--motion-weights", args.motion_weights), ("--device", args.device)):
+            if value is not None:
+                raise UserError(f"{opt} is only used with --tracker motion, got --tracker {args.tracker}")
     if args.tracker == "gmc":
         try:
             importlib.import_module("trackers.gmc")
@@ -377,6 +432,8 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         },
         motion_source=args.motion_source,
         gmc_method=args.gmc_method,
+        motion_weights=args.motion_weights,
+        device=args.device or "cpu",
     )
     layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
     jobs = []
@@ -513,7 +570,9 @@ def _run(argv: Sequence[str] | None) -> int:
             "box_filter": jobs[0].box_filter,
             "skip_empty_frames": bool(args.skip_empty_frames),
             "decimals": args.decimals,
-            "motion_source": args.motion_source,
+            "motion_source": args.motion_source or (_DEFAULT_MOTION_SOURCE if args.tracker == "motion" else None),
+            "motion_weights": args.motion_weights,
+            "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
             "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
             "workers": args.workers,
         },
