@@ -1,0 +1,240 @@
+"""Detector feature hooks, on detector-shaped test networks (and on the real detectors when they import)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+from detector_nets import TinyFasterRCNN, TinyYOLOv8, TinyYOLOX
+from torch import Tensor, nn
+
+from mmtrack_corr.hooks import (
+    DetectorMotion,
+    FeatureHooks,
+    FrozenDetectorFeatures,
+    torchvision_fpn_layers,
+    ultralytics_layers,
+    yolox_layers,
+)
+
+
+def _images(n: int = 1, h: int = 64, w: int = 96, seed: int = 0) -> Tensor:
+    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def _nets() -> list[tuple[nn.Module, dict[int, str], dict[int, int]]]:
+    torch.manual_seed(0)
+    yolo = TinyYOLOv8()
+    return [
+        (TinyFasterRCNN(), torchvision_fpn_layers(), {8: 16, 16: 16, 32: 16}),
+        (TinyYOLOX(), yolox_layers(), {8: 16, 16: 32, 32: 64}),
+        (yolo, ultralytics_layers(yolo), {8: 16, 16: 32, 32: 64}),
+    ]
+
+
+@pytest.mark.parametrize("index", [pytest.param(i, id=n) for i, n in enumerate(["fpn_dict", "yolox_tuple", "yolov8"])])
+def test_presets_capture_stride_8_16_32(index: int) -> None:
+    net, layers, channels = _nets()[index]
+    net.eval()
+    with FeatureHooks(net, layers) as hooks:
+        assert hooks.infer_channels(image_size=(64, 96)) == channels
+        with torch.no_grad():
+            net(_images(2))
+        feats = hooks.features()
+    assert [tuple(f.shape) for f in feats] == [(2, channels[s], 64 // s, 96 // s) for s in (8, 16, 32)]
+
+
+def test_hooked_maps_are_the_detectors_own_outputs() -> None:
+    net = TinyFasterRCNN().eval()
+    x = _images()
+    with torch.no_grad():
+        direct = net.backbone(x)
+        with FeatureHooks(net, torchvision_fpn_layers()) as hooks:
+            net(x)
+            feats = hooks.features()
+    for f, key in zip(feats, ("1", "2", "3"), strict=True):
+        torch.testing.assert_close(f, direct[key], rtol=0, atol=0)
+
+
+def test_ultralytics_preset_reads_detect_inputs() -> None:
+    net = TinyYOLOv8()
+    assert ultralytics_layers(net) == {8: "model.10", 16: "model.13", 32: "model.16"}
+
+    class Wrapper(nn.Module):  # the YOLO object holds the DetectionModel in .model
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = net
+
+    assert ultralytics_layers(Wrapper()) == {8: "model.model.10", 16: "model.model.13", 32: "model.model.16"}
+    with pytest.raises(ValueError, match="DetectionModel"):
+        ultralytics_layers(nn.Conv2d(1, 1, 1))
+
+
+def test_tensor_output_and_tuple_spec() -> None:
+    net = TinyYOLOX().eval()
+    with FeatureHooks(net, {8: "backbone.C3_p3", 32: ("backbone", 2)}) as hooks:
+        net(_images())
+        feats = hooks.features()
+    assert [f.shape[1] for f in feats] == [16, 64]
+
+
+def test_context_manager_and_remove_detach_hooks() -> None:
+    net = TinyYOLOX().eval()
+    with FeatureHooks(net, yolox_layers()) as hooks:
+        pass
+    net(_images())
+    with pytest.raises(RuntimeError, match="removed"):
+        hooks.features()
+    hooks.remove()  # idempotent
+    assert "active=False" in repr(hooks)
+
+
+def test_stale_features_are_refused() -> None:
+    net = TinyYOLOX().eval()
+    hooks = FeatureHooks(net, yolox_layers())
+    net(_images())
+    hooks.features()
+    with pytest.raises(RuntimeError, match="run the model first"):
+        hooks.features()
+    hooks.remove()
+
+
+@pytest.mark.parametrize(
+    ("layers", "exc", "match"),
+    [
+        pytest.param({8: "backbone.fpn.inner_block.0"}, ValueError, "inner_blocks", id="unknown_module_close_names"),
+        pytest.param({}, ValueError, "non-empty", id="empty"),
+        pytest.param({0: "backbone"}, ValueError, "positive", id="zero_stride"),
+        pytest.param({"eight": "backbone"}, ValueError, "int strides", id="text_stride"),
+        pytest.param({8: 3}, TypeError, "module.path", id="spec_not_str"),
+        pytest.param({8: "backbone:"}, ValueError, "key after", id="empty_key"),
+        pytest.param({8: "backbone:1", "8": "backbone:2"}, ValueError, "each stride once", id="duplicate_stride"),
+    ],
+)
+def test_bad_layers(layers: dict, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        FeatureHooks(TinyFasterRCNN(), layers)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        pytest.param("backbone", "choose a key", id="dict_without_key"),
+        pytest.param("backbone:7", "no key '7'", id="missing_key"),
+        pytest.param("backbone.body.layer2:0", "not a dict or list", id="key_on_tensor"),
+    ],
+)
+def test_bad_output_selection(spec: str, match: str) -> None:
+    net = TinyFasterRCNN().eval()
+    with FeatureHooks(net, {8: spec}) as hooks:
+        net(_images())
+        with pytest.raises(ValueError, match=match):
+            hooks.features()
+
+
+def test_bad_tuple_index_and_model_type() -> None:
+    net = TinyYOLOX().eval()
+    with FeatureHooks(net, {8: "backbone:3"}) as hooks:
+        net(_images())
+        with pytest.raises(ValueError, match="index below 3"):
+            hooks.features()
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        FeatureHooks("model", {8: "x"})  # type: ignore[arg-type]
+
+
+def test_infer_channels_checks_strides() -> None:
+    net = TinyFasterRCNN()
+    with FeatureHooks(net, {8: "backbone:0"}) as hooks:  # '0' is stride 4, declared 8
+        with pytest.raises(ValueError, match="stride 8"):
+            hooks.infer_channels(image_size=(64, 64))
+    assert net.training  # the dry run restores the mode
+
+
+class _RecordingHead:
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[Tensor], list[Tensor]]] = []
+
+    def __call__(self, feats1: list[Tensor], feats2: list[Tensor]) -> Tensor:
+        self.calls.append((list(feats1), list(feats2)))
+        return feats2[-1] - feats1[-1]
+
+
+def test_detector_motion_one_backbone_pass_per_frame() -> None:
+    net = TinyFasterRCNN().eval()
+    head = _RecordingHead()
+    dm = DetectorMotion(net, torchvision_fpn_layers(), head)
+    frames = [_images(seed=i) for i in range(4)]
+    steps = [dm(f) for f in frames]
+    assert net.backbone_calls == len(frames)
+    assert steps[0].motion is None and all(s.motion is not None for s in steps[1:])
+    assert len(head.calls) == 3
+    for t, (prev, cur) in enumerate(head.calls, start=1):
+        assert all(a is b for a, b in zip(prev, steps[t - 1].features, strict=True))  # cached, not recomputed
+        assert all(a is b for a, b in zip(cur, steps[t].features, strict=True))
+    detections, motion = steps[1]
+    assert isinstance(detections, list) and motion.shape == (1, 16, 2, 3)
+    dm.reset()
+    assert dm(frames[0]).motion is None
+    dm(_images(h=96))  # a new frame size: no motion across the change
+    assert len(head.calls) == 3
+    dm.remove()
+
+
+def test_detector_motion_head_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="head"):
+        DetectorMotion(TinyYOLOX(), yolox_layers(), None)  # type: ignore[arg-type]
+
+
+def test_frozen_detector_features_for_training() -> None:
+    net = TinyYOLOX()
+    enc = FrozenDetectorFeatures(net, yolox_layers(), image_size=(64, 64))
+    assert enc.channels == {8: 16, 16: 32, 32: 64}
+    assert list(enc.parameters()) == [] and not any(p.requires_grad for p in net.parameters())
+    enc.train()
+    assert not net.training  # batch-norm statistics stay frozen
+    x = _images(2)
+    feats = enc.features(x)
+    assert all(not f.requires_grad for f in feats)
+    with torch.no_grad():
+        direct = net.backbone(x)
+    for a, b in zip(feats, direct, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # a head trained on these features: gradients reach the head only
+    head = nn.Conv2d(64, 2, 1)
+    head(feats[-1]).square().mean().backward()
+    assert head.weight.grad is not None and all(p.grad is None for p in net.parameters())
+
+
+def test_frozen_detector_with_custom_run() -> None:
+    net = TinyYOLOX()
+    enc = FrozenDetectorFeatures(net, {16: "backbone:1"}, run=lambda m, x: m.backbone(x), image_size=(64, 64))
+    assert enc.channels == {16: 32}
+    assert net.head[0].weight.grad is None
+
+
+# ---------------------------------------------------------------------------------------------------- real detectors
+def _import_or_skip(name: str) -> object:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # PyPI torchvision is a CUDA build that fails to import beside the CPU torch here
+        pytest.skip(f"{name} does not import here ({type(exc).__name__}: {exc}); the stand-in tests cover the hooks")
+
+
+def test_real_torchvision_faster_rcnn() -> None:
+    detection = _import_or_skip("torchvision.models.detection")
+    model = detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=256, max_size=256).eval()
+    with FeatureHooks(model, torchvision_fpn_layers()) as hooks, torch.no_grad():
+        model([torch.rand(3, 256, 256)])
+        feats = hooks.features()
+    assert [tuple(f.shape) for f in feats] == [(1, 256, 256 // s, 256 // s) for s in (8, 16, 32)]
+
+
+def test_real_ultralytics_yolov8() -> None:
+    tasks = _import_or_skip("ultralytics.nn.tasks")
+    model = tasks.DetectionModel("yolov8n.yaml", verbose=False).eval()
+    layers = ultralytics_layers(model)
+    assert list(layers.values()) == ["model.15", "model.18", "model.21"]
+    with FeatureHooks(model, layers) as hooks:
+        channels = hooks.infer_channels(image_size=(256, 256))
+    assert sorted(channels) == [8, 16, 32]
