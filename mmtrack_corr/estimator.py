@@ -1,0 +1,426 @@
+"""``MotionEstimator``: the learned motion model on video frames, per box or dense, and as a tracker motion source.
+
+Frames are numpy uint8 images, (H, W, 3) BGR as OpenCV decodes them ((H, W) and (H, W, 1) grey are accepted), of
+any size: each is resized (antialiased bilinear) to a *working size* that is a multiple of 32 and the motion is
+mapped back to the given frame's pixels, per axis. Displacements are (dx, dy) from the previous frame to the current
+one, in pixels, positive right/down; boxes are xyxy pixels of the previous frame.
+
+The estimator fulfils ``trackers.MotionSource`` by shape (``estimator(prev_frame, frame, boxes)``) without this
+package importing ``trackers``. It keeps the encoder features of the last two frames it saw, so a tracker that calls
+it once per frame pays one encoder pass per frame; a frame is recognised by its content, so passing a different
+``prev_frame`` than last time simply recomputes its features.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmtrack_corr.motion_head import MotionOutput
+from mmtrack_corr.motion_model import MotionModel, load_motion_model
+
+__all__ = ["MotionEstimator", "box_mean", "default_motion_source"]
+
+_MULTIPLE = 32
+_CACHE_FRAMES = 2
+
+
+def box_mean(field: Tensor, boxes: Tensor, stride: float) -> Tensor:
+    """Average a dense field over boxes, the tensor twin of ``trackers.displacements_from_flow(reduce="mean")``.
+
+    Cell (i, j) of ``field`` covers the input pixels [j*stride, (j+1)*stride) x [i*stride, (i+1)*stride), centre
+    ``(j*stride + (stride-1)/2, i*stride + (stride-1)/2)``. Each box averages the cells whose centres lie inside it;
+    a box containing no cell centre reads the cell under its centre; boxes reaching outside are clipped to the field.
+
+    Args:
+        field: values per cell, shape (C, h, w), finite.
+        boxes: boxes, shape (N, 4), xyxy input pixels.
+        stride: input pixels per cell.
+
+    Returns:
+        Box averages, shape (N, C), float64, on the field's device.
+
+    Example:
+        >>> box_mean(torch.ones(2, 4, 5), torch.tensor([[0.0, 0.0, 16.0, 16.0]]), 8).shape
+        torch.Size([1, 2])
+    """
+    channels, hh, ww = field.shape
+    f = field.to(torch.float64)
+    b = boxes.to(device=f.device, dtype=torch.float64)
+    s = float(stride)
+    off = (s - 1.0) / 2.0
+    cx = (b[:, 0] + b[:, 2]) / 2
+    cy = (b[:, 1] + b[:, 3]) / 2
+    cj = torch.floor((cx + 0.5) / s).clamp(0, ww - 1).long()
+    ci = torch.floor((cy + 0.5) / s).clamp(0, hh - 1).long()
+    centre = f[:, ci, cj].T
+    j0 = torch.ceil((b[:, 0] - off) / s).clamp(0, ww).long()
+    j1 = torch.floor((b[:, 2] - off) / s).clamp(-1, ww - 1).long() + 1
+    i0 = torch.ceil((b[:, 1] - off) / s).clamp(0, hh).long()
+    i1 = torch.floor((b[:, 3] - off) / s).clamp(-1, hh - 1).long() + 1
+    sat = F.pad(f.cumsum(1).cumsum(2), (1, 0, 1, 0))  # summed-area table: O(1) per box
+    valid = (j1 > j0) & (i1 > i0)
+    zero = torch.zeros_like(j0)
+    j0, j1, i0, i1 = (torch.where(valid, a, zero) for a in (j0, j1, i0, i1))
+    total = sat[:, i1, j1] - sat[:, i0, j1] - sat[:, i1, j0] + sat[:, i0, j0]
+    count = ((j1 - j0) * (i1 - i0)).clamp(min=1).to(torch.float64)
+    mean = (total / count).T
+    return torch.where(valid[:, None], mean, centre) if channels else mean
+
+
+def _check_frame(frame: object, name: str) -> np.ndarray:
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy uint8 image (H, W, 3) BGR, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"{name}: expected dtype uint8 (as decoded by OpenCV), got {frame.dtype}")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3))):
+        raise ValueError(f"{name}: expected shape (H, W, 3) BGR, (H, W, 1) or (H, W), got {frame.shape}")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise ValueError(f"{name}: expected an image of at least 8x8 pixels, got {frame.shape}")
+    return frame
+
+
+def _check_boxes(boxes_xyxy: object) -> np.ndarray:
+    try:
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"boxes_xyxy: expected a numeric array of shape (N, 4), got {type(boxes_xyxy)}") from exc
+    if boxes.size == 0:
+        return boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes_xyxy: expected shape (N, 4), got {boxes.shape}")
+    if not np.isfinite(boxes).all():
+        raise ValueError("boxes_xyxy: expected finite coordinates, got NaN or inf")
+    return boxes
+
+
+class MotionEstimator:
+    """Learned frame-to-frame motion: per-box displacements, dense flow, and a ``trackers.MotionSource``.
+
+    Args:
+        model: a :class:`~mmtrack_corr.motion_model.MotionModel` with an encoder (for a detector's own features,
+            use :class:`mmtrack_corr.hooks.DetectorMotion`). Put in eval mode.
+        head: which head to run, ``"multiscale"`` or ``"light"`` (None: the model's default head).
+        device: where to run (``"cpu"``, ``"cuda"``, ``torch.device``); None keeps the model where it is.
+        max_side: frames whose longer side exceeds this are shrunk (aspect kept) before rounding the working size to
+            multiples of 32; None never shrinks. Ignored when ``working_size`` is given.
+        working_size: fixed (H, W) working size, multiples of 32, or None to derive it per frame size.
+        uncertainty_thresh: a box whose predicted uncertainty - the box average of the Laplace scale ``b`` of the
+            head, in frame pixels, the larger of the two axes - exceeds this many pixels comes back as a NaN row
+            (the tracker then uses its Kalman prediction). None never flags.
+
+    Raises:
+        TypeError: ``model`` is not a MotionModel.
+        ValueError: the model has no encoder, unknown ``head``, or bad ``max_side`` / ``working_size`` /
+            ``uncertainty_thresh``.
+
+    Example:
+        >>> from mmtrack_corr.motion_model import MotionModelConfig
+        >>> est = MotionEstimator(MotionModel(MotionModelConfig()))
+        >>> a = np.zeros((90, 120, 3), np.uint8)
+        >>> est.box_displacements(a, a, np.array([[10.0, 10.0, 50.0, 60.0]])).shape
+        (1, 2)
+        >>> est.dense(a, a).shape
+        (2, 90, 120)
+    """
+
+    def __init__(
+        self,
+        model: MotionModel,
+        *,
+        head: str | None = None,
+        device: str | torch.device | None = None,
+        max_side: int | None = 1088,
+        working_size: tuple[int, int] | None = None,
+        uncertainty_thresh: float | None = None,
+    ) -> None:
+        if not isinstance(model, MotionModel):
+            raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
+        if model.encoder is None:
+            raise ValueError(
+                "model: expected a model with a feature encoder; a head-only model reads a detector's features "
+                "(use mmtrack_corr.hooks.DetectorMotion)"
+            )
+        if head is not None and head not in model.heads:
+            raise ValueError(f"head: expected one of {tuple(model.heads)} or None, got {head!r}")
+        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 32):
+            raise ValueError(f"max_side: expected an int >= 32 or None, got {max_side!r}")
+        if working_size is not None:
+            ok = (
+                isinstance(working_size, Sequence)
+                and len(working_size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % 32 == 0 for v in working_size)
+            )
+            if not ok:
+                raise ValueError(
+                    f"working_size: expected (H, W), positive multiples of 32, or None, got {working_size!r}"
+                )
+            working_size = (int(working_size[0]), int(working_size[1]))
+        if uncertainty_thresh is not None and not (
+            isinstance(uncertainty_thresh, (int, float)) and not isinstance(uncertainty_thresh, bool)
+        ):
+            raise ValueError(f"uncertainty_thresh: expected a number of pixels > 0 or None, got {uncertainty_thresh!r}")
+        if uncertainty_thresh is not None and not (math.isfinite(uncertainty_thresh) and uncertainty_thresh > 0):
+            raise ValueError(f"uncertainty_thresh: expected a number of pixels > 0 or None, got {uncertainty_thresh!r}")
+        if device is not None:
+            model = model.to(device)
+        self.model = model.eval()
+        self.head = head
+        self.max_side = max_side
+        self.working_size = working_size
+        self.uncertainty_thresh = None if uncertainty_thresh is None else float(uncertainty_thresh)
+        self._cache: list[tuple[np.ndarray, list[Tensor]]] = []
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str | os.PathLike[str] = "default",
+        device: str | torch.device = "cpu",
+        *,
+        expected_sha256: str | None = None,
+        head: str | None = None,
+        max_side: int | None = 1088,
+        working_size: tuple[int, int] | None = None,
+        uncertainty_thresh: float | None = None,
+    ) -> MotionEstimator:
+        """Load shipped weights by name (sha256-checked) or a weights file by path.
+
+        Args:
+            name: ``"default"`` (or another shipped name) or the path of a file written by
+                :func:`~mmtrack_corr.motion_model.save_motion_model`.
+            device: where to run.
+            expected_sha256: hex sha256 the file must have (shipped weights are always checked).
+            head, max_side, working_size, uncertainty_thresh: as the constructor.
+
+        Returns:
+            The estimator.
+
+        Raises:
+            FileNotFoundError: no such weights file, or the shipped file is missing.
+            mmtrack_corr.motion_model.WeightsIntegrityError: the sha256 does not match.
+            ValueError: not a weights file; bad arguments as the constructor.
+        """
+        model = load_motion_model(name, device=device, expected_sha256=expected_sha256)
+        return cls(
+            model,
+            head=head,
+            max_side=max_side,
+            working_size=working_size,
+            uncertainty_thresh=uncertainty_thresh,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model runs on."""
+        return next(self.model.parameters()).device
+
+    def reset(self) -> None:
+        """Forget the cached frames and features (call between videos to free memory)."""
+        self._cache.clear()
+
+    def working_size_for(self, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) a frame of ``height`` x ``width`` is resized to: multiples of 32.
+
+        Example:
+            >>> from mmtrack_corr.motion_model import MotionModelConfig
+            >>> MotionEstimator(MotionModel(MotionModelConfig()), max_side=1088).working_size_for(1080, 1920)
+            (608, 1088)
+        """
+        if self.working_size is not None:
+            return self.working_size
+        scale = 1.0
+        if self.max_side is not None and max(height, width) > self.max_side:
+            scale = self.max_side / max(height, width)
+        return (
+            max(_MULTIPLE, int(round(height * scale / _MULTIPLE)) * _MULTIPLE),
+            max(_MULTIPLE, int(round(width * scale / _MULTIPLE)) * _MULTIPLE),
+        )
+
+    # ------------------------------------------------------------------------------------------------ internals
+    def _to_tensor(self, frame: np.ndarray) -> Tensor:
+        h, w = frame.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        x = x.reshape(h, w, -1)
+        x = x.expand(h, w, 3) if x.shape[2] == 1 else x.flip(2)  # BGR -> RGB
+        x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        size = self.working_size_for(h, w)
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        return x
+
+    def _features(self, frame: np.ndarray) -> list[Tensor]:
+        for cached, feats in self._cache:
+            if cached.shape == frame.shape and np.array_equal(cached, frame):
+                return feats
+        feats = self.model.features(self._to_tensor(frame))
+        self._cache.append((frame.copy(), feats))
+        del self._cache[:-_CACHE_FRAMES]
+        return feats
+
+    def _motion(self, prev_frame: np.ndarray, frame: np.ndarray) -> MotionOutput:
+        f1 = self._features(prev_frame)
+        f2 = self._features(frame)
+        return self.model.forward_features(f1, f2, self.head)
+
+    def _frames(self, prev_bgr: object, cur_bgr: object) -> tuple[np.ndarray, np.ndarray]:
+        prev = _check_frame(prev_bgr, "prev_bgr")
+        cur = _check_frame(cur_bgr, "cur_bgr")
+        if prev.shape[:2] != cur.shape[:2]:
+            raise ValueError(f"cur_bgr: expected the size of prev_bgr {prev.shape[:2]}, got {cur.shape[:2]}")
+        return prev, cur
+
+    def _read_boxes(self, out: MotionOutput, boxes: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+        height, width = frame_hw
+        wh, ww = self.working_size_for(height, width)
+        sx, sy = width / ww, height / wh
+        clipped = boxes.copy()
+        clipped[:, 0::2] = clipped[:, 0::2].clip(0.0, width)
+        clipped[:, 1::2] = clipped[:, 1::2].clip(0.0, height)
+        work = torch.from_numpy(clipped / np.array([sx, sy, sx, sy]))
+        field = out.flow[0]
+        if self.uncertainty_thresh is not None:
+            field = torch.cat([field, out.log_scale[0].exp().expand(2, -1, -1)], dim=0)
+        values = box_mean(field, work, out.stride).cpu().numpy()
+        scale = np.array([sx, sy])
+        disp = values[:, :2] * scale
+        if self.uncertainty_thresh is not None:
+            sigma = (values[:, 2:4] * scale).max(axis=1)
+            disp[sigma > self.uncertainty_thresh] = np.nan
+        return disp
+
+    # ------------------------------------------------------------------------------------------------ public
+    def box_displacements(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Displacement of each box from ``prev_bgr`` to ``cur_bgr``: the box average of the dense motion.
+
+        Boxes are clipped to the frame first; a box wholly outside it (or too small to contain a motion cell)
+        reads the cell nearest its centre.
+
+        Args:
+            prev_bgr: previous frame, uint8 (H, W, 3) BGR.
+            cur_bgr: current frame, same size.
+            boxes_xyxy: boxes in ``prev_bgr``, shape (N, 4), xyxy pixels; N may be 0.
+
+        Returns:
+            (N, 2) float64 ``(dx, dy)`` in pixels of the given frames; NaN rows where the predicted uncertainty
+            exceeds ``uncertainty_thresh``.
+
+        Raises:
+            TypeError: a frame is not a numpy array; boxes are not numeric.
+            ValueError: bad frame dtype/shape, frames of different sizes, boxes not (N, 4) or not finite.
+
+        Example:
+            >>> from mmtrack_corr.motion_model import MotionModelConfig
+            >>> est = MotionEstimator(MotionModel(MotionModelConfig()))
+            >>> a = np.zeros((64, 64, 3), np.uint8)
+            >>> est.box_displacements(a, a, np.zeros((0, 4))).shape
+            (0, 2)
+        """
+        prev, cur = self._frames(prev_bgr, cur_bgr)
+        boxes = _check_boxes(boxes_xyxy)
+        with torch.inference_mode():
+            if boxes.shape[0] == 0:
+                return np.zeros((0, 2))
+            out = self._motion(prev, cur)
+            return self._read_boxes(out, boxes, prev.shape[:2])
+
+    def dense(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> np.ndarray:
+        """Dense motion from ``prev_bgr`` to ``cur_bgr`` at every pixel of the given frames.
+
+        The head's coarse field (stride 8 or 32 of the working size) is bilinearly interpolated between cell
+        centres and scaled to the frame's pixels per axis.
+
+        Args:
+            prev_bgr: previous frame, uint8 (H, W, 3) BGR.
+            cur_bgr: current frame, same size.
+
+        Returns:
+            (2, H, W) float32: ``(dx, dy)`` per pixel of ``prev_bgr``, in pixels.
+
+        Raises:
+            TypeError, ValueError: bad frames, as :meth:`box_displacements`.
+        """
+        prev, cur = self._frames(prev_bgr, cur_bgr)
+        height, width = prev.shape[:2]
+        wh, ww = self.working_size_for(height, width)
+        with torch.inference_mode():
+            out = self._motion(prev, cur)
+            flow = F.interpolate(out.flow, size=(height, width), mode="bilinear", align_corners=False)[0]
+            flow = flow * torch.tensor([width / ww, height / wh], device=flow.device).view(2, 1, 1)
+            return flow.float().cpu().numpy()
+
+    def uncertainty(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> np.ndarray:
+        """Dense predicted uncertainty: the Laplace scale ``b`` (expected absolute error) per pixel and axis.
+
+        Args:
+            prev_bgr: previous frame, uint8 (H, W, 3) BGR.
+            cur_bgr: current frame, same size.
+
+        Returns:
+            (2, H, W) float32, ``(b_x, b_y)`` in pixels of the given frames.
+        """
+        prev, cur = self._frames(prev_bgr, cur_bgr)
+        height, width = prev.shape[:2]
+        wh, ww = self.working_size_for(height, width)
+        with torch.inference_mode():
+            out = self._motion(prev, cur)
+            b = F.interpolate(out.log_scale.exp(), size=(height, width), mode="bilinear", align_corners=False)[0]
+            b = b.expand(2, -1, -1) * torch.tensor([width / ww, height / wh], device=b.device).view(2, 1, 1)
+            return b.float().cpu().numpy()
+
+    def __call__(self, prev_frame: np.ndarray | None, frame: np.ndarray | None, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """The ``trackers.MotionSource`` call: per-box displacements, NaN rows when a frame is missing.
+
+        The current frame's features are computed (and cached for the next call) even when there are no boxes, so
+        a tracker pays one encoder pass per frame.
+
+        Args:
+            prev_frame: previous frame (uint8 (H, W, 3) BGR) or None on the first frame.
+            frame: current frame or None.
+            boxes_xyxy: boxes in ``prev_frame``, shape (N, 4), xyxy pixels.
+
+        Returns:
+            (N, 2) float64 displacements, as :meth:`box_displacements`.
+        """
+        boxes = _check_boxes(boxes_xyxy)
+        if frame is None:
+            return np.full((boxes.shape[0], 2), np.nan)
+        cur = _check_frame(frame, "frame")
+        with torch.inference_mode():
+            if prev_frame is None:
+                self._features(cur)
+                return np.full((boxes.shape[0], 2), np.nan)
+            prev = _check_frame(prev_frame, "prev_frame")
+            if prev.shape[:2] != cur.shape[:2]:
+                raise ValueError(f"frame: expected the size of prev_frame {prev.shape[:2]}, got {cur.shape[:2]}")
+            if boxes.shape[0] == 0:
+                self._features(cur)
+                return np.zeros((0, 2))
+            return self._read_boxes(self._motion(prev, cur), boxes, prev.shape[:2])
+
+    def __repr__(self) -> str:
+        return (
+            f"MotionEstimator(head={self.head or self.model.config.heads[0]!r}, device={str(self.device)!r}, "
+            f"max_side={self.max_side}, working_size={self.working_size}, uncertainty_thresh={self.uncertainty_thresh})"
+        )
+
+
+def default_motion_source(weights: str | None = None, device: str = "cpu") -> MotionEstimator:
+    """The motion source ``mmtrack-eval --tracker motion`` builds when no ``--motion-source`` is given.
+
+    Args:
+        weights: a weights file (``--motion-weights``), or None for the shipped default weights.
+        device: where to run.
+
+    Returns:
+        A :class:`MotionEstimator` (a ``trackers.MotionSource``).
+
+    Raises:
+        FileNotFoundError, ValueError: as :meth:`MotionEstimator.from_pretrained`.
+    """
+    return MotionEstimator.from_pretrained(weights if weights is not None else "default", device=device)

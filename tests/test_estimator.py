@@ -1,0 +1,302 @@
+"""MotionEstimator: frame plumbing (resize, units, signs, box read-out), caching, validation, loading, shipped weights."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmtrack_corr.estimator import MotionEstimator, box_mean, default_motion_source
+from mmtrack_corr.motion_head import MotionOutput
+from mmtrack_corr.motion_model import (
+    MotionModel,
+    MotionModelConfig,
+    WeightsIntegrityError,
+    save_motion_model,
+    shipped_weights,
+)
+from trackers import MotionSource, MotionTracker, displacements_from_flow
+
+_TINY = {"encoder_widths": (4, 4, 8, 8, 8), "context": "none", "multiscale_widths": (8, 8, 8), "light_width": 8}
+
+
+def _tiny_model(seed: int = 0) -> MotionModel:
+    torch.manual_seed(seed)
+    return MotionModel(MotionModelConfig(**_TINY))
+
+
+class _FieldModel(MotionModel):
+    """A real encoder with a fixed 'head': flow = the cell centre's (x, y) in working pixels, scaled by ``gain``.
+
+    Read back through the estimator, a box must get ``gain`` times its own centre in working pixels, mapped to
+    frame pixels - which checks the resize, the cell convention, the per-axis scaling and the box average.
+    """
+
+    def __init__(self, stride: int = 8, gain: float = 1.0, log_scale: float = 0.0) -> None:
+        super().__init__(MotionModelConfig(**_TINY))
+        self.stride, self.gain, self.log_b = stride, gain, log_scale
+        self.encoder_calls = 0
+        self.encoder.register_forward_hook(lambda *a: setattr(self, "encoder_calls", self.encoder_calls + 1))
+
+    def forward_features(self, feats1, feats2, head=None) -> MotionOutput:  # type: ignore[no-untyped-def, override]
+        h8, w8 = feats2[0].shape[-2:]
+        h, w = h8 * 8 // self.stride, w8 * 8 // self.stride
+        s = self.stride
+        ys = torch.arange(h, dtype=torch.float32) * s + (s - 1) / 2
+        xs = torch.arange(w, dtype=torch.float32) * s + (s - 1) / 2
+        flow = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)])[None] * self.gain
+        log_scale = torch.full((1, 2, h, w), self.log_b)
+        log_scale[..., : w // 2] = -5.0  # the left half is certain
+        return MotionOutput(flow, log_scale, s)
+
+
+def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------- plumbing
+def test_box_mean_equals_trackers_read_out() -> None:
+    rng = np.random.default_rng(0)
+    flow = rng.normal(size=(7, 9, 2))
+    boxes = rng.uniform(-20, 90, size=(300, 4))
+    boxes[:, 2:] = boxes[:, :2] + rng.uniform(0, 40, size=(300, 2))  # includes boxes smaller than a cell
+    for stride in (1, 5.5, 8, 32):
+        expected = displacements_from_flow(flow, boxes, stride=stride)
+        got = box_mean(torch.from_numpy(flow).permute(2, 0, 1), torch.from_numpy(boxes), stride).numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [pytest.param(8, id="multiscale_stride8"), pytest.param(32, id="light_stride32")])
+@pytest.mark.parametrize("size", [pytest.param((96, 160), id="multiple_of_32"), pytest.param((90, 150), id="resized")])
+def test_units_and_scaling_back_to_frame_pixels(stride: int, size: tuple[int, int]) -> None:
+    model = _FieldModel(stride)
+    est = MotionEstimator(model)
+    h, w = size
+    wh, ww = est.working_size_for(h, w)
+    assert (wh, ww) == (96, 160)
+    a, b = _frame(h, w, 0), _frame(h, w, 1)
+    boxes = np.array([[0.0, 0.0, w, h], [w * 0.25, h * 0.25, w * 0.75, h * 0.75], [5.0, 40.0, 70.0, 90.0]])
+    got = est.box_displacements(a, b, boxes)
+    # expected: the box average of the cell centres (working pixels), mapped back per axis
+    sx, sy = w / ww, h / wh
+    flow_cells = model.forward_features([torch.zeros(1, 1, wh // 8, ww // 8)], [torch.zeros(1, 1, wh // 8, ww // 8)])
+    work_boxes = boxes / np.array([sx, sy, sx, sy])
+    ref = displacements_from_flow(flow_cells.flow[0].permute(1, 2, 0).numpy(), work_boxes, stride=stride)
+    np.testing.assert_allclose(got, ref * np.array([sx, sy]), rtol=1e-6)
+    # and that is about the box centre, in frame pixels
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    assert np.abs(got - centres).max() <= stride * max(sx, sy)
+    dense = est.dense(a, b)
+    assert dense.shape == (2, h, w) and dense.dtype == np.float32
+    ys, xs = np.mgrid[0:h, 0:w]
+    inner = (slice(stride, h - stride), slice(stride, w - stride))  # away from the clamped border cells
+    np.testing.assert_allclose(dense[0][inner], (xs + 0.5 - 0.5 * sx)[inner], atol=1e-3)
+    np.testing.assert_allclose(dense[1][inner], (ys + 0.5 - 0.5 * sy)[inner], atol=1e-3)
+
+
+def test_working_size() -> None:
+    est = MotionEstimator(_tiny_model(), max_side=1088)
+    assert est.working_size_for(1080, 1920) == (608, 1088)
+    assert est.working_size_for(480, 640) == (480, 640)
+    assert est.working_size_for(10, 10) == (32, 32)
+    assert MotionEstimator(_tiny_model(), max_side=None).working_size_for(1080, 1920) == (1088, 1920)
+    assert MotionEstimator(_tiny_model(), working_size=(64, 96)).working_size_for(1080, 1920) == (64, 96)
+
+
+def test_uncertainty_threshold_flags_boxes() -> None:
+    model = _FieldModel(8, gain=0.0, log_scale=math.log(4.0))  # b = 4 working px on the right half, ~0 on the left
+    boxes = np.array([[0.0, 0.0, 40.0, 40.0], [120.0, 0.0, 160.0, 40.0]])
+    a, b = _frame(96, 160), _frame(96, 160, 1)
+    flagged = MotionEstimator(model, uncertainty_thresh=2.0).box_displacements(a, b, boxes)
+    assert np.isfinite(flagged[0]).all() and np.isnan(flagged[1]).all()
+    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=None).box_displacements(a, b, boxes)).all()
+    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=5.0).box_displacements(a, b, boxes)).all()
+    unc = MotionEstimator(model).uncertainty(a, b)
+    assert unc.shape == (2, 96, 160) and unc[:, :, -1].min() == pytest.approx(4.0)
+
+
+# ---------------------------------------------------------------------------------------------------- caching
+def test_one_encoder_pass_per_frame_in_a_tracker() -> None:
+    model = _FieldModel(8, gain=0.0)
+    est = MotionEstimator(model)
+    assert isinstance(est, MotionSource)
+    tracker = MotionTracker(est)
+    frames = [_frame(96, 128, i) for i in range(5)]
+    box = np.array([[10.0, 10.0, 60.0, 80.0]])
+    for f in frames:
+        tracker.update(box, np.array([0.9]), frame=f)
+    assert model.encoder_calls == len(frames)
+    # a prev_frame other than the cached one is recomputed, not silently reused
+    est(frames[0], frames[4], box)
+    assert model.encoder_calls == len(frames) + 1
+    est.reset()
+    est(frames[3], frames[4], box)
+    assert model.encoder_calls == len(frames) + 3
+
+
+def test_empty_boxes_and_missing_frames() -> None:
+    model = _FieldModel(8)
+    est = MotionEstimator(model)
+    a, b = _frame(64, 64), _frame(64, 64, 1)
+    assert est.box_displacements(a, b, np.zeros((0, 4))).shape == (0, 2)
+    assert est(a, b, []).shape == (0, 2)
+    assert model.encoder_calls == 1  # no boxes: the current frame is still encoded, and cached for the next call
+    est(b, a, np.ones((1, 4)))
+    assert model.encoder_calls == 2
+    assert np.isnan(est(None, b, np.ones((2, 4)))).all()
+    assert np.isnan(est(a, None, np.ones((3, 4)))).all() and est(a, None, np.ones((3, 4))).shape == (3, 2)
+
+
+def test_boxes_outside_the_frame_are_clipped() -> None:
+    est = MotionEstimator(_FieldModel(8))
+    a, b = _frame(64, 96), _frame(64, 96, 1)
+    out = est.box_displacements(a, b, np.array([[-50.0, -30.0, 40.0, 40.0], [200.0, 100.0, 260.0, 180.0]]))
+    clipped = est.box_displacements(a, b, np.array([[0.0, 0.0, 40.0, 40.0], [96.0, 64.0, 96.0, 64.0]]))
+    np.testing.assert_array_equal(out, clipped)
+    assert np.isfinite(out).all()
+
+
+def test_grey_frames_accepted() -> None:
+    est = MotionEstimator(_tiny_model())
+    g = _frame(64, 64)[..., 0]
+    np.testing.assert_array_equal(est.dense(g, g), est.dense(np.dstack([g] * 3), np.dstack([g] * 3)))
+    assert est.box_displacements(g[..., None], g[..., None], np.array([[0, 0, 10, 10]])).shape == (1, 2)
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("prev", "cur", "boxes", "exc", "match"),
+    [
+        pytest.param(_frame(64, 64), _frame(64, 96), [[0, 0, 1, 1]], ValueError, "cur_bgr: expected the size", id="sizes"),
+        pytest.param(_frame(64, 64).astype(np.float32), _frame(64, 64), [[0, 0, 1, 1]], ValueError, "uint8", id="dtype"),
+        pytest.param(_frame(64, 64)[..., :2], _frame(64, 64), [[0, 0, 1, 1]], ValueError, "shape", id="channels"),
+        pytest.param(_frame(4, 64), _frame(4, 64), [[0, 0, 1, 1]], ValueError, "8x8", id="tiny"),
+        pytest.param([[0]], _frame(64, 64), [[0, 0, 1, 1]], TypeError, "numpy", id="not_array"),
+        pytest.param(_frame(64, 64), _frame(64, 64), [[0, 0, 1]], ValueError, r"\(N, 4\)", id="boxes_shape"),
+        pytest.param(_frame(64, 64), _frame(64, 64), [[0, 0, np.nan, 1]], ValueError, "finite", id="boxes_nan"),
+        pytest.param(_frame(64, 64), _frame(64, 64), [["a", 0, 1, 1]], TypeError, "numeric", id="boxes_text"),
+    ],
+)
+def test_bad_inputs(prev: object, cur: object, boxes: object, exc: type[Exception], match: str) -> None:
+    est = MotionEstimator(_tiny_model())
+    with pytest.raises(exc, match=match):
+        est.box_displacements(prev, cur, boxes)  # type: ignore[arg-type]
+
+
+def test_bad_call_inputs() -> None:
+    est = MotionEstimator(_tiny_model())
+    with pytest.raises(ValueError, match="frame: expected the size of prev_frame"):
+        est(_frame(64, 64), _frame(64, 96), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="prev_bgr"):
+        est.dense(_frame(64, 64)[:, :, 0:2], _frame(64, 64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        pytest.param({"head": "huge"}, "head", id="head"),
+        pytest.param({"max_side": 10}, "max_side", id="max_side"),
+        pytest.param({"working_size": (100, 64)}, "working_size", id="working_size"),
+        pytest.param({"uncertainty_thresh": -1.0}, "uncertainty_thresh", id="thresh_negative"),
+        pytest.param({"uncertainty_thresh": "2"}, "uncertainty_thresh", id="thresh_text"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MotionEstimator(_tiny_model(), **kwargs)
+
+
+def test_model_type_and_head_only_model() -> None:
+    with pytest.raises(TypeError, match="MotionModel"):
+        MotionEstimator(torch.nn.Conv2d(1, 1, 1))  # type: ignore[arg-type]
+    head_only = MotionModel(MotionModelConfig(encoder_widths=None, in_channels=(8, 8, 8), context="none"))
+    with pytest.raises(ValueError, match="DetectorMotion"):
+        MotionEstimator(head_only)
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+def test_from_pretrained_path_sha_and_tampering(tmp_path: Path) -> None:
+    model = _tiny_model(3)
+    path = tmp_path / "m.pt"
+    sha = save_motion_model(model, path)
+    a, b = _frame(64, 96), _frame(64, 96, 1)
+    boxes = np.array([[5.0, 5.0, 50.0, 40.0]])
+    est = MotionEstimator.from_pretrained(path, expected_sha256=sha, head="light")
+    np.testing.assert_array_equal(
+        est.box_displacements(a, b, boxes), MotionEstimator(model, head="light").box_displacements(a, b, boxes)
+    )
+    src = default_motion_source(str(path))
+    assert isinstance(src, MotionEstimator) and isinstance(src, MotionSource)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsIntegrityError, match="sha256"):
+        MotionEstimator.from_pretrained(path, expected_sha256=sha)
+    with pytest.raises(FileNotFoundError):
+        default_motion_source(str(tmp_path / "missing.pt"))
+
+
+def test_deterministic() -> None:
+    a, b = _frame(96, 128), _frame(96, 128, 1)
+    boxes = np.array([[5.0, 5.0, 50.0, 40.0], [60.0, 30.0, 120.0, 90.0]])
+    r1 = MotionEstimator(_tiny_model(1)).box_displacements(a, b, boxes)
+    est = MotionEstimator(_tiny_model(1))
+    r2 = est.box_displacements(a, b, boxes)
+    est.reset()
+    r3 = est.box_displacements(a, b, boxes)
+    np.testing.assert_array_equal(r1, r2)
+    np.testing.assert_array_equal(r1, r3)
+
+
+# ---------------------------------------------------------------------------------------------------- shipped weights
+def _shipped_or_skip() -> MotionEstimator:
+    try:
+        shipped_weights("default")
+    except (ValueError, FileNotFoundError) as exc:
+        pytest.skip(f"no shipped default weights yet ({exc})")
+    return MotionEstimator.from_pretrained("default")
+
+
+def _translated(photo: np.ndarray, dx: float, dy: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    y0, x0 = (photo.shape[0] - h) // 2, (photo.shape[1] - w) // 2
+    m = np.float32([[1, 0, -x0], [0, 1, -y0]])
+    first = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR)
+    m2 = np.float32([[1, 0, -x0 + dx], [0, 1, -y0 + dy]])
+    second = cv2.warpAffine(photo, m2, (w, h), flags=cv2.INTER_LINEAR)
+    return first, second
+
+
+@pytest.mark.parametrize("head", ["multiscale", "light"])
+@pytest.mark.parametrize(("dx", "dy"), [pytest.param(6.0, -3.0, id="right_up"), pytest.param(-11.0, 7.5, id="left_down")])
+def test_shipped_weights_recover_a_translation_of_a_heldout_photo(head: str, dx: float, dy: float) -> None:
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    est = _shipped_or_skip()
+    est.head = head
+    photo = load_photo(HELDOUT_PHOTOS[0])
+    first, second = _translated(photo, dx, dy, 256, 320)
+    box = np.array([[64.0, 64.0, 256.0, 192.0]])
+    got = est.box_displacements(first, second, box)[0]
+    assert np.abs(got - [dx, dy]).max() <= 2.0, got
+    dense = est.dense(first, second)
+    assert np.abs(np.median(dense[:, 64:192, 64:256], axis=(1, 2)) - [dx, dy]).max() <= 2.0
+
+
+def test_shipped_weights_in_the_tracker() -> None:
+    est = _shipped_or_skip()
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    tracker = MotionTracker(est)
+    box = np.array([[100.0, 80.0, 160.0, 200.0]])
+    ids = []
+    for t in range(4):  # the camera pans 12 px/frame right: the scene (and the box) moves left
+        frame, _ = _translated(photo, 12.0 * t, 0.0, 256, 320)
+        out = tracker.update(box - [12.0 * t, 0, 12.0 * t, 0], np.array([0.9]), frame=frame)
+        ids.append(out.ids.tolist())
+    assert ids[-1] == ids[1] and len(ids[-1]) == 1
