@@ -1,4 +1,4 @@
-"""MotionEstimator: frame plumbing (resize, units, signs, box read-out), caching, validation, loading, shipped weights."""
+"""MotionEstimator: frame plumbing (resize, units, signs, box read-out), caching, validation, loading, weights."""
 
 from __future__ import annotations
 
@@ -170,8 +170,8 @@ def test_grey_frames_accepted() -> None:
 @pytest.mark.parametrize(
     ("prev", "cur", "boxes", "exc", "match"),
     [
-        pytest.param(_frame(64, 64), _frame(64, 96), [[0, 0, 1, 1]], ValueError, "cur_bgr: expected the size", id="sizes"),
-        pytest.param(_frame(64, 64).astype(np.float32), _frame(64, 64), [[0, 0, 1, 1]], ValueError, "uint8", id="dtype"),
+        pytest.param(_frame(64, 64), _frame(64, 96), [[0, 0, 1, 1]], ValueError, "cur_bgr: expected the", id="sizes"),
+        pytest.param(_frame(64, 64).astype(float), _frame(64, 64), [[0, 0, 1, 1]], ValueError, "uint8", id="dtype"),
         pytest.param(_frame(64, 64)[..., :2], _frame(64, 64), [[0, 0, 1, 1]], ValueError, "shape", id="channels"),
         pytest.param(_frame(4, 64), _frame(4, 64), [[0, 0, 1, 1]], ValueError, "8x8", id="tiny"),
         pytest.param([[0]], _frame(64, 64), [[0, 0, 1, 1]], TypeError, "numpy", id="not_array"),
@@ -272,7 +272,9 @@ def _translated(photo: np.ndarray, dx: float, dy: float, h: int, w: int) -> tupl
 
 
 @pytest.mark.parametrize("head", ["multiscale", "light"])
-@pytest.mark.parametrize(("dx", "dy"), [pytest.param(6.0, -3.0, id="right_up"), pytest.param(-11.0, 7.5, id="left_down")])
+@pytest.mark.parametrize(
+    ("dx", "dy"), [pytest.param(6.0, -3.0, id="right_up"), pytest.param(-11.0, 7.5, id="left_down")]
+)
 def test_shipped_weights_recover_a_translation_of_a_heldout_photo(head: str, dx: float, dy: float) -> None:
     from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
 
