@@ -1,0 +1,252 @@
+"""Global-context blocks for the motion head: a selective scan, axial attention and a plain convolutional block.
+
+All three map (B, C, H, W) -> (B, C, H, W) with a residual connection, have no data-dependent Python control flow
+(ONNX opset 17 and ``torch.compile(fullgraph=True)`` work) and carry information along whole rows and columns
+(the scan and the attention) or over a 7x7 neighbourhood (the convolutional block).
+
+The scan replaces MM-Tracker's bidirectional Mamba blocks (CUDA-only ``mamba_ssm``). The original reshapes a
+(B, C, H, W) map to sequences without permuting first, so its "rows" are runs of channels, not image rows; here the
+map is permuted to channels-last before the reshape, so a sequence is one image row (or column).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "CONTEXT_KINDS",
+    "AxialAttentionBlock",
+    "ContextKind",
+    "ConvContextBlock",
+    "SelectiveScanBlock",
+    "build_context_block",
+    "selective_scan",
+]
+
+ContextKind = Literal["scan", "attention", "conv", "none"]
+CONTEXT_KINDS: tuple[str, ...] = ("scan", "attention", "conv", "none")
+
+
+def _rows(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B*H, W, C): one sequence per image row. Permute first, then reshape."""
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b * h, w, c)
+
+
+def _cols(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B*W, H, C): one sequence per image column."""
+    b, c, h, w = x.shape
+    return x.permute(0, 3, 2, 1).reshape(b * w, h, c)
+
+
+def _from_rows(y: Tensor, shape: torch.Size) -> Tensor:
+    b, c, h, w = shape
+    return y.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def _from_cols(y: Tensor, shape: torch.Size) -> Tensor:
+    b, c, h, w = shape
+    return y.reshape(b, w, h, c).permute(0, 3, 2, 1)
+
+
+# bound on the total log-decay along one sequence: keeps exp(+-cumulative log-decay) inside float32 (e^60 ~ 1e26)
+_MAX_LOG_DECAY = 60.0
+
+
+def selective_scan(x: Tensor, log_decay: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Causal selective state-space scan (diagonal, Mamba-style) in a parallel, cumulative-sum form.
+
+    For every sequence and channel k it computes the recurrence ``h_t = exp(log_decay_t) * h_{t-1} + b_t * x_t``
+    (a state of size S per channel) and ``y_t = c_t . h_t`` without a loop over positions. Unrolled,
+    ``y_t = sum_{s <= t} (c_t . b_s) exp(L_t - L_s) x_s`` with ``L = cumsum(log_decay)``; the decay factors as
+    ``exp(L_t) * exp(-L_s)`` per channel, so the scan is one batched matrix product
+    ``y = exp(L) * (tril(c b^T) @ (exp(-L) * x))`` with a (T, T) matrix shared by all channels. This is exact; it is
+    numerically safe while ``-L_T`` stays below ~80 in float32 (the blocks bound it by 60, see
+    :class:`SelectiveScanBlock`). Computed in float32 whatever the input dtype.
+
+    Args:
+        x: inputs, shape (N, T, K): N sequences of length T, K channels.
+        log_decay: per-step log decay (<= 0), shape (N, T, K).
+        b: input projections, shape (N, T, S).
+        c: output projections, shape (N, T, S).
+
+    Returns:
+        Tensor of shape (N, T, K), dtype of ``x``.
+
+    Example:
+        >>> x, b, c = torch.randn(2, 5, 3), torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+        >>> selective_scan(x, -torch.rand(2, 5, 3), b, c).shape
+        torch.Size([2, 5, 3])
+    """
+    dtype = x.dtype
+    x, log_decay, b, c = x.float(), log_decay.float(), b.float(), c.float()
+    cum = torch.cumsum(log_decay, dim=1)  # (N, T, K)
+    mixing = torch.tril(c @ b.transpose(1, 2))  # (N, T, T): [t, s] = c_t . b_s for s <= t
+    y = torch.exp(cum) * (mixing @ (torch.exp(-cum) * x))
+    return y.to(dtype)
+
+
+class _BidirectionalScan(nn.Module):
+    """One axis of the scan block: selective scans forward and backward along sequences (N, T, C) -> (N, T, C)."""
+
+    def __init__(self, channels: int, state: int) -> None:
+        super().__init__()
+        self.in_proj = nn.Linear(channels, 2 * channels)  # x and gate z
+        self.dt_proj = nn.Linear(channels, 2 * channels)  # step sizes per channel and direction
+        self.bc_proj = nn.Linear(channels, 4 * state)  # b and c per direction
+        # decay rates A = exp(a_log), spread over channels so some remember long and some short (Mamba's init)
+        self.a_log = nn.Parameter(torch.log(torch.linspace(0.25, 4.0, channels)).repeat(2))
+        self.skip = nn.Parameter(torch.ones(channels))
+        self.out_proj = nn.Linear(channels, channels)
+
+    def forward(self, seq: Tensor) -> Tensor:
+        length = seq.shape[1]
+        x, z = self.in_proj(seq).chunk(2, dim=-1)
+        dt = F.softplus(self.dt_proj(seq))  # (N, T, 2C)
+        # per-step log-decay in [-60/T, 0]: the whole sequence decays by at most e^-60 (float32-safe scan)
+        log_decay = -(_MAX_LOG_DECAY / length) * torch.tanh(dt * torch.exp(self.a_log))
+        dt_f, dt_b = dt.chunk(2, dim=-1)
+        decay_f, decay_b = log_decay.chunk(2, dim=-1)
+        b_f, c_f, b_b, c_b = self.bc_proj(seq).chunk(4, dim=-1)
+        forward = selective_scan(x * dt_f, decay_f, b_f, c_f)
+        backward = selective_scan((x * dt_b).flip(1), decay_b.flip(1), b_b.flip(1), c_b.flip(1)).flip(1)
+        return self.out_proj((forward + backward + x * self.skip) * F.silu(z))
+
+
+class SelectiveScanBlock(nn.Module):
+    """Bidirectional selective scans along image rows and along image columns, with a residual.
+
+    ``x + scan_rows(norm(x)) + scan_cols(norm(x))`` where each scan runs forward and backward over whole rows
+    (columns) with input-dependent decay (Mamba-style, per channel), computed in the parallel form of
+    :func:`selective_scan` (one (T, T) matrix product per row). The per-step decay is bounded so a whole row
+    decays by at most e^-60 (``log_decay = -(60 / T) * tanh(dt * A)``), which keeps that form exact in float32;
+    the shortest memory is then about T/60 steps. The norm is per position (over channels), so an output depends
+    only on its own row and column.
+
+    Args:
+        channels: C (a positive multiple of 4, like the other blocks).
+        state: state size S per channel of each scan.
+
+    Example:
+        >>> SelectiveScanBlock(32)(torch.randn(2, 32, 5, 7)).shape
+        torch.Size([2, 32, 5, 7])
+    """
+
+    def __init__(self, channels: int, state: int = 16) -> None:
+        super().__init__()
+        _check_channels(channels, 4)
+        self.norm = nn.LayerNorm(channels)
+        self.rows = _BidirectionalScan(channels, state)
+        self.cols = _BidirectionalScan(channels, state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = self.rows(self.norm(_rows(x)))
+        cols = self.cols(self.norm(_cols(x)))
+        return x + _from_rows(rows, x.shape) + _from_cols(cols, x.shape)
+
+
+class _AxisAttention(nn.Module):
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, seq: Tensor) -> Tensor:
+        n, t, ch = seq.shape
+        q, k, v = self.qkv(seq).view(n, t, 3, self.heads, ch // self.heads).permute(2, 0, 3, 1, 4)
+        # written out rather than F.scaled_dot_product_attention so the ONNX graph is plain MatMul/Softmax
+        attn = torch.softmax(q @ k.transpose(-1, -2) * (ch // self.heads) ** -0.5, dim=-1)
+        return self.out((attn @ v).transpose(1, 2).reshape(n, t, ch))
+
+
+class AxialAttentionBlock(nn.Module):
+    """Multi-head self-attention along image rows and along image columns, with a residual.
+
+    A depthwise 3x3 convolution before the attention gives the (otherwise permutation-invariant) attention the
+    positions.
+
+    Args:
+        channels: C, divisible by ``heads``.
+        heads: attention heads.
+
+    Example:
+        >>> AxialAttentionBlock(32)(torch.randn(2, 32, 5, 7)).shape
+        torch.Size([2, 32, 5, 7])
+    """
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        _check_channels(channels, heads)
+        self.pos = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.rows = _AxisAttention(channels, heads)
+        self.cols = _AxisAttention(channels, heads)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.pos(x)
+        rows = self.rows(self.norm(_rows(x)))
+        cols = self.cols(self.norm(_cols(x)))
+        return x + _from_rows(rows, x.shape) + _from_cols(cols, x.shape)
+
+
+class ConvContextBlock(nn.Module):
+    """A plain convolutional block (ConvNeXt-style): depthwise 7x7, channel norm, pointwise expand/contract, residual.
+
+    Args:
+        channels: C.
+        expansion: width multiplier of the pointwise layer.
+
+    Example:
+        >>> ConvContextBlock(32)(torch.randn(2, 32, 5, 7)).shape
+        torch.Size([2, 32, 5, 7])
+    """
+
+    def __init__(self, channels: int, expansion: int = 2) -> None:
+        super().__init__()
+        _check_channels(channels, 1)
+        self.dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.pw1 = nn.Linear(channels, expansion * channels)
+        self.pw2 = nn.Linear(expansion * channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.dw(x).permute(0, 2, 3, 1)  # channels-last for the per-position layers
+        return x + self.pw2(F.gelu(self.pw1(self.norm(y)))).permute(0, 3, 1, 2)
+
+
+def build_context_block(kind: str, channels: int) -> nn.Module:
+    """The global-context block named ``kind`` ("scan", "attention", "conv" or "none" for identity).
+
+    Args:
+        kind: one of :data:`CONTEXT_KINDS`.
+        channels: C of the (B, C, H, W) map the block runs on.
+
+    Returns:
+        A module mapping (B, C, H, W) -> (B, C, H, W).
+
+    Raises:
+        ValueError: unknown ``kind``, or ``channels`` not a positive int divisible by the block's heads (4).
+
+    Example:
+        >>> build_context_block("scan", 16)(torch.randn(1, 16, 3, 4)).shape
+        torch.Size([1, 16, 3, 4])
+    """
+    if kind == "scan":
+        return SelectiveScanBlock(channels)
+    if kind == "attention":
+        return AxialAttentionBlock(channels)
+    if kind == "conv":
+        return ConvContextBlock(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"context: expected one of {CONTEXT_KINDS}, got {kind!r}")
+
+
+def _check_channels(channels: object, heads: int) -> None:
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0 or channels % heads:
+        raise ValueError(f"channels: expected a positive int divisible by {heads}, got {channels!r}")

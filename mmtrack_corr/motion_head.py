@@ -1,0 +1,271 @@
+"""Motion heads on the 9x9 kernel-search cost volume of two frames' features (MM-Tracker's motion module).
+
+Conventions, stated once: features come as three maps at strides 8, 16 and 32 of the input image (any channel
+counts, fixed at construction); motion is (dx, dy) from frame t-1 to frame t in INPUT-IMAGE pixels, positive
+right/down. Internally each decoder predicts in cells of its own level (feature pixels) and the head multiplies by
+the level's stride; the uncertainty is a Laplace log-scale, in pixels as well (``log b_pixels = log b_cells +
+log stride``).
+
+The cost volumes are :func:`mmtrack_corr.kernel_search_correlation` with ``max_displacement=4`` (81 channels, reach
++-4 cells = +-128 px at stride 32) of the L2-normalised features (cosine similarity, so any detector's feature
+magnitudes give volumes in [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmtrack_corr.context import build_context_block
+from mmtrack_corr.kernel_search import kernel_search_correlation
+
+__all__ = ["MAX_DISPLACEMENT", "LightMotionHead", "MotionOutput", "MultiScaleMotionHead", "correlation_volume"]
+
+MAX_DISPLACEMENT = 4
+_VOLUME = (2 * MAX_DISPLACEMENT + 1) ** 2
+_STRIDES = (8, 16, 32)
+
+
+@dataclass
+class MotionOutput:
+    """Dense motion predicted by a head.
+
+    Attributes:
+        flow: (dx, dy) from frame t-1 to frame t in input-image pixels, shape (B, 2, h, w); cell (i, j) covers the
+            input pixels [i*stride, (i+1)*stride) x [j*stride, (j+1)*stride).
+        log_scale: log of the Laplace scale b (pixels) of each flow component, shape (B, 2, h, w); the expected
+            absolute error of a component is b.
+        stride: input pixels per cell of ``flow`` (8 for the 3-scale head, 32 for the light head).
+        aux: coarser outputs (strides 32 and 16 for the 3-scale head) returned in training mode only, for the
+            auxiliary losses; empty in eval mode.
+    """
+
+    flow: Tensor
+    log_scale: Tensor
+    stride: int
+    aux: list[MotionOutput] = field(default_factory=list)
+
+
+def correlation_volume(feat1: Tensor, feat2: Tensor) -> Tensor:
+    """The 81-channel cost volume the heads use: 9x9 kernel search of the L2-normalised features.
+
+    Args:
+        feat1: features of frame t-1, shape (B, C, H, W).
+        feat2: features of frame t, same shape.
+
+    Returns:
+        Cosine similarities, shape (B, 81, H, W); channel (dy + 4) * 9 + (dx + 4) holds displacement (dx, dy) cells.
+
+    Example:
+        >>> correlation_volume(torch.randn(1, 32, 4, 6), torch.randn(1, 32, 4, 6)).shape
+        torch.Size([1, 81, 4, 6])
+    """
+    return kernel_search_correlation(
+        F.normalize(feat1, dim=1), F.normalize(feat2, dim=1), MAX_DISPLACEMENT, normalize=False
+    )
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.1, inplace=False)
+
+
+def _conv1(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), _act())
+
+
+def _conv3(channels: int, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=groups), _act())
+
+
+class _Decoder(nn.Module):
+    """Light grouped-conv decoder: features -> (flow in cells, log-scale in cells), 2 + 2 channels."""
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        self.body = _conv3(channels, groups)
+        self.out = nn.Conv2d(channels, 4, 3, padding=1)
+        # start from zero motion and unit scale: the first steps do not fight a random initial flow
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.out(self.body(x))
+        return out[:, :2], out[:, 2:]
+
+
+def _check_channels(name: str, channels: Sequence[int]) -> tuple[int, int, int]:
+    values = tuple(channels)
+    if len(values) != 3 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in values):
+        raise ValueError(f"{name}: expected 3 positive ints (channels at strides 8, 16, 32), got {values!r}")
+    return values  # type: ignore[return-value]
+
+
+def _check_features(
+    feats1: Sequence[Tensor], feats2: Sequence[Tensor], in_channels: tuple[int, int, int], levels: Sequence[int]
+) -> None:
+    for name, feats in (("feats1", feats1), ("feats2", feats2)):
+        if isinstance(feats, Tensor) or not isinstance(feats, Sequence) or len(feats) != 3:
+            raise TypeError(f"{name}: expected a sequence of 3 feature maps (strides 8, 16, 32), got {type(feats)}")
+        for i in levels:
+            f = feats[i]
+            if not isinstance(f, Tensor) or f.dim() != 4:
+                shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
+                raise ValueError(f"{name}[{i}]: expected a (B, C, H, W) tensor, got {shape}")
+            if f.shape[1] != in_channels[i]:
+                raise ValueError(
+                    f"{name}[{i}]: expected {in_channels[i]} channels (stride {_STRIDES[i]}), got {f.shape[1]}"
+                )
+    batch = feats1[levels[0]].shape[0]
+    for i in levels:
+        if feats2[i].shape != feats1[i].shape:
+            raise ValueError(
+                f"feats2[{i}]: expected the same shape as feats1[{i}] {tuple(feats1[i].shape)}, "
+                f"got {tuple(feats2[i].shape)}"
+            )
+        if feats1[i].shape[0] != batch:
+            raise ValueError(f"feats1[{i}]: expected batch {batch} like the other levels, got {feats1[i].shape[0]}")
+    if len(levels) == 3:
+        for fine, coarse in ((0, 1), (1, 2)):
+            h, w = feats1[coarse].shape[-2:]
+            want = ((2 * h - 1, 2 * h), (2 * w - 1, 2 * w))
+            got = tuple(feats1[fine].shape[-2:])
+            if not (want[0][0] <= got[0] <= want[0][1] and want[1][0] <= got[1] <= want[1][1]):
+                raise ValueError(
+                    f"feats1[{fine}]: expected about twice the size of level {coarse} ({2 * h}x{2 * w}), "
+                    f"got {got[0]}x{got[1]}"
+                )
+
+
+def _checking() -> bool:
+    return not torch.jit.is_scripting() and not torch.compiler.is_compiling()
+
+
+class LightMotionHead(nn.Module):
+    """The design card's light head: the 1/32 cost volume only, a few convolutions and a global-context block.
+
+    Input: the 81-channel volume of the stride-32 maps, concatenated with a 1x1 projection of frame t-1's
+    stride-32 features (appearance context). Output: dense motion at stride 32.
+
+    Args:
+        in_channels: channels of the three feature levels (strides 8, 16, 32); only the last is used, the others
+            are kept so both heads share one signature.
+        context: global-context block: "scan", "attention", "conv" or "none" (see :mod:`mmtrack_corr.context`).
+        width: channels of the head.
+
+    Example:
+        >>> head = LightMotionHead((48, 64, 96)).eval()
+        >>> f1 = [torch.randn(1, c, 4 * s, 6 * s) for c, s in zip((48, 64, 96), (4, 2, 1), strict=True)]
+        >>> head(f1, f1).flow.shape
+        torch.Size([1, 2, 4, 6])
+    """
+
+    stride = 32
+
+    def __init__(self, in_channels: Sequence[int], context: str = "scan", width: int = 64) -> None:
+        super().__init__()
+        self.in_channels = _check_channels("in_channels", in_channels)
+        self.context_kind = context
+        self.appearance = _conv1(self.in_channels[2], width // 2)
+        self.fuse = _conv1(_VOLUME + width // 2, width)
+        self.conv = _conv3(width)
+        self.context = build_context_block(context, width)
+        self.decoder = _Decoder(width, groups=4)
+
+    def forward(self, feats1: Sequence[Tensor], feats2: Sequence[Tensor]) -> MotionOutput:
+        """Dense motion at stride 32.
+
+        Args:
+            feats1: frame t-1's maps at strides 8, 16, 32, shapes (B, c_i, H_i, W_i); only the last is read.
+            feats2: frame t's maps, same shapes.
+
+        Returns:
+            :class:`MotionOutput` with flow and log_scale of shape (B, 2, H_32, W_32), stride 32, no aux.
+
+        Raises:
+            TypeError, ValueError: not 3 maps, wrong channel counts, or frame t's map shaped unlike frame t-1's.
+        """
+        if _checking():
+            _check_features(feats1, feats2, self.in_channels, (2,))
+        f1, f2 = feats1[2], feats2[2]
+        x = self.fuse(torch.cat([correlation_volume(f1, f2), self.appearance(f1)], dim=1))
+        x = self.context(self.conv(x))
+        flow, log_scale = self.decoder(x)
+        return MotionOutput(flow * self.stride, log_scale + math.log(self.stride), self.stride)
+
+
+class MultiScaleMotionHead(nn.Module):
+    """MM-Tracker's 3-scale head: 1/32, 1/16 and 1/8 cost volumes, coarse to fine, dense motion at 1/8.
+
+    At each level: the level's 81-channel volume, a 1x1 projection of frame t-1's features, the upsampled hidden
+    state and flow of the coarser level -> 1x1 fuse -> grouped 3x3 conv -> global-context block -> light grouped-conv
+    decoder predicting a flow residual (cells) on the upsampled coarser flow, and a log-scale. The 1/32 and 1/16
+    decoders are the auxiliary outputs (returned in training mode).
+
+    Args:
+        in_channels: channels of the three feature levels (strides 8, 16, 32).
+        context: global-context block kind at every level ("scan", "attention", "conv", "none").
+        widths: channels of the head at strides 8, 16, 32.
+
+    Example:
+        >>> head = MultiScaleMotionHead((48, 64, 96)).eval()
+        >>> f1 = [torch.randn(1, c, 4 * s, 6 * s) for c, s in zip((48, 64, 96), (4, 2, 1), strict=True)]
+        >>> head(f1, f1).flow.shape
+        torch.Size([1, 2, 16, 24])
+    """
+
+    stride = 8
+
+    def __init__(self, in_channels: Sequence[int], context: str = "scan", widths: Sequence[int] = (32, 48, 64)) -> None:
+        super().__init__()
+        self.in_channels = _check_channels("in_channels", in_channels)
+        self.widths = _check_channels("widths", widths)
+        self.context_kind = context
+        w8, w16, w32 = self.widths
+        self.appearance = nn.ModuleList(_conv1(c, w // 2) for c, w in zip(self.in_channels, self.widths, strict=True))
+        self.fuse32 = _conv1(_VOLUME + w32 // 2, w32)
+        self.fuse16 = _conv1(_VOLUME + w16 // 2 + w32 + 2, w16)
+        self.fuse8 = _conv1(_VOLUME + w8 // 2 + w16 + 2, w8)
+        self.conv = nn.ModuleList([_conv3(w8, 4), _conv3(w16, 4), _conv3(w32, 4)])
+        self.context = nn.ModuleList(build_context_block(context, w) for w in self.widths)
+        self.decoder = nn.ModuleList(_Decoder(w, groups=4) for w in self.widths)
+
+    def _level(self, i: int, f1: Tensor, f2: Tensor, coarse: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        inputs = [correlation_volume(f1, f2), self.appearance[i](f1)]
+        prior = None
+        if coarse:
+            hidden, flow = (F.interpolate(t, size=f1.shape[-2:], mode="bilinear", align_corners=False) for t in coarse)
+            prior = flow  # pixels
+            inputs += [hidden, flow / _STRIDES[i]]
+        fuse = (self.fuse8, self.fuse16, self.fuse32)[i]
+        x = self.context[i](self.conv[i](fuse(torch.cat(inputs, dim=1))))
+        delta, log_scale = self.decoder[i](x)
+        flow = delta * _STRIDES[i] if prior is None else prior + delta * _STRIDES[i]
+        return x, flow, log_scale + math.log(_STRIDES[i])
+
+    def forward(self, feats1: Sequence[Tensor], feats2: Sequence[Tensor]) -> MotionOutput:
+        """Dense motion at stride 8 (plus strides 32 and 16 as ``aux`` in training mode).
+
+        Args:
+            feats1: frame t-1's maps at strides 8, 16, 32, shapes (B, c_i, H_i, W_i), each level twice the size of
+                the next (+-1 for odd sizes).
+            feats2: frame t's maps, same shapes.
+
+        Returns:
+            :class:`MotionOutput` with flow and log_scale of shape (B, 2, H_8, W_8), stride 8.
+
+        Raises:
+            TypeError, ValueError: not 3 maps, wrong channel counts, levels of inconsistent sizes, or frame t's maps
+                shaped unlike frame t-1's.
+        """
+        if _checking():
+            _check_features(feats1, feats2, self.in_channels, (0, 1, 2))
+        x32, flow32, scale32 = self._level(2, feats1[2], feats2[2], [])
+        x16, flow16, scale16 = self._level(1, feats1[1], feats2[1], [x32, flow32])
+        _, flow8, scale8 = self._level(0, feats1[0], feats2[0], [x16, flow16])
+        aux = [MotionOutput(flow32, scale32, 32), MotionOutput(flow16, scale16, 16)] if self.training else []
+        return MotionOutput(flow8, scale8, 8, aux)
