@@ -1,0 +1,184 @@
+"""Real photographs shipped inside installed wheels, split once into a training and a held-out set.
+
+The synthetic motion data (:mod:`mmtrack_corr.synthetic`) renders its backgrounds and object sprites from these
+photographs. They are read straight from the installed ``scikit-image`` (``skimage/data``) and ``scikit-learn``
+(``sklearn/datasets/images``) packages; nothing is downloaded.
+
+The split is fixed here, in code, so that every accuracy figure measured on :data:`HELDOUT_PHOTOS` is on images the
+motion head never saw in training:
+
+- :data:`TRAIN_PHOTOS` (13): astronaut, brick, camera, chelsea, china, coins, grass, hubble_deep_field, ihc, moon,
+  page, retina, text.
+- :data:`HELDOUT_PHOTOS` (6): coffee, flower, gravel, motorcycle_left, motorcycle_right, rocket.
+
+``motorcycle_left`` and ``motorcycle_right`` are a stereo pair of one scene, so both sit on the same (held-out) side.
+Left out: synthetic or nearly textureless images (``cell``, ``chessboard_*``, ``clock_motion``, ``color``,
+``horse``, ``logo``, ``microaneurysms``, ``phantom``, the binary blobs) and multi-page or animated files.
+Grayscale photographs are returned as 3-channel BGR with equal channels.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["HELDOUT_PHOTOS", "PHOTO_SETS", "TRAIN_PHOTOS", "load_photo", "photo_path", "resolve_photos"]
+
+#: Photographs the motion head may train on.
+TRAIN_PHOTOS: tuple[str, ...] = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "china",
+    "coins",
+    "grass",
+    "hubble_deep_field",
+    "ihc",
+    "moon",
+    "page",
+    "retina",
+    "text",
+)
+
+#: Photographs reserved for measurement; disjoint from :data:`TRAIN_PHOTOS`.
+HELDOUT_PHOTOS: tuple[str, ...] = (
+    "coffee",
+    "flower",
+    "gravel",
+    "motorcycle_left",
+    "motorcycle_right",
+    "rocket",
+)
+
+#: Named photo sets accepted wherever a ``photos`` argument is.
+PHOTO_SETS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "heldout": HELDOUT_PHOTOS}
+
+_SKIMAGE_FILES = {
+    "astronaut": "astronaut.png",
+    "brick": "brick.png",
+    "camera": "camera.png",
+    "chelsea": "chelsea.png",
+    "coffee": "coffee.png",
+    "coins": "coins.png",
+    "grass": "grass.png",
+    "gravel": "gravel.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "ihc": "ihc.png",
+    "moon": "moon.png",
+    "motorcycle_left": "motorcycle_left.png",
+    "motorcycle_right": "motorcycle_right.png",
+    "page": "page.png",
+    "retina": "retina.jpg",
+    "rocket": "rocket.jpg",
+    "text": "text.png",
+}
+_SKLEARN_FILES = {"china": "china.jpg", "flower": "flower.jpg"}
+
+
+def photo_path(name: str) -> str:
+    """Path of the named photograph inside its installed package.
+
+    Args:
+        name: a name from :data:`TRAIN_PHOTOS` or :data:`HELDOUT_PHOTOS`.
+
+    Returns:
+        Absolute file path.
+
+    Raises:
+        ValueError: unknown name.
+        ImportError: the package that ships the photograph is not installed (message gives the install command).
+
+    Example:
+        >>> photo_path("coffee").endswith("coffee.png")
+        True
+    """
+    if name in _SKIMAGE_FILES:
+        try:
+            import skimage
+        except ImportError:  # pragma: no cover - a declared dependency
+            raise ImportError(
+                "photo_path: scikit-image is needed for the photographs: pip install scikit-image"
+            ) from None
+        return os.path.join(os.path.dirname(skimage.__file__), "data", _SKIMAGE_FILES[name])
+    if name in _SKLEARN_FILES:
+        try:
+            import sklearn
+        except ImportError:  # pragma: no cover - a declared dependency
+            raise ImportError(
+                "photo_path: scikit-learn is needed for the photographs: pip install scikit-learn"
+            ) from None
+        return os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images", _SKLEARN_FILES[name])
+    raise ValueError(f"name: expected one of {', '.join(TRAIN_PHOTOS + HELDOUT_PHOTOS)}, got {name!r}")
+
+
+@functools.cache
+def _load_cached(name: str) -> np.ndarray:
+    path = photo_path(name)
+    image = cv2.imread(path, cv2.IMREAD_COLOR)  # grayscale files come back as 3 equal channels
+    if image is None:
+        raise FileNotFoundError(f"{path}: cannot read photograph {name!r} (is the package installation complete?)")
+    image = np.ascontiguousarray(image)
+    image.setflags(write=False)
+    return image
+
+
+def load_photo(name: str) -> np.ndarray:
+    """Load a photograph as BGR uint8 (cached; the returned array is read-only, copy it before editing).
+
+    Args:
+        name: a name from :data:`TRAIN_PHOTOS` or :data:`HELDOUT_PHOTOS`.
+
+    Returns:
+        Image, shape (H, W, 3), uint8, BGR.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: unknown name.
+        FileNotFoundError: the file is missing from the installed package.
+
+    Example:
+        >>> load_photo("coffee").shape
+        (400, 600, 3)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a photo name (str), got {type(name).__name__}")
+    return _load_cached(name)
+
+
+def resolve_photos(photos: str | Sequence[str], argument: str = "photos") -> tuple[str, ...]:
+    """Turn a ``photos`` argument (``"train"``, ``"heldout"`` or a sequence of names) into a tuple of names.
+
+    Args:
+        photos: a set name from :data:`PHOTO_SETS` or a non-empty sequence of photo names.
+        argument: the argument name used in error messages.
+
+    Returns:
+        Photo names, in the given order.
+
+    Raises:
+        TypeError: ``photos`` is neither a str nor a sequence of str.
+        ValueError: unknown set or photo name, or an empty sequence.
+
+    Example:
+        >>> resolve_photos("heldout")[:2]
+        ('coffee', 'flower')
+    """
+    if isinstance(photos, str):
+        if photos not in PHOTO_SETS:
+            raise ValueError(f"{argument}: expected 'train', 'heldout' or a sequence of photo names, got {photos!r}")
+        return PHOTO_SETS[photos]
+    if not isinstance(photos, Sequence) or not all(isinstance(p, str) for p in photos):
+        raise TypeError(f"{argument}: expected 'train', 'heldout' or a sequence of photo names (str), got {photos!r}")
+    names = tuple(photos)
+    if not names:
+        raise ValueError(f"{argument}: expected at least one photo name, got an empty sequence")
+    known = set(TRAIN_PHOTOS + HELDOUT_PHOTOS)
+    unknown = [p for p in names if p not in known]
+    if unknown:
+        raise ValueError(f"{argument}: unknown photo name(s) {unknown}; known: {', '.join(sorted(known))}")
+    return names

@@ -1,0 +1,234 @@
+"""Synthetic frame pairs: the returned motion is exact, boxes and displacements agree with it, determinism, errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mmtrack_corr.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS
+from mmtrack_corr.synthetic import (
+    SPEED_LEVELS,
+    FramePair,
+    PhotometricEffects,
+    background_boxes,
+    camera_speed,
+    make_pair,
+)
+
+H, W = 136, 240  # a quarter of the default size in each direction: fast, and still many objects
+
+
+def _warp_back(pair: FramePair, shift: float = 0.0) -> np.ndarray:
+    """frame2 sampled at x + flow (+ shift), bilinear: the frame-1 image as the flow claims it."""
+    height, width = pair.flow.shape[:2]
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    map_x = xs + pair.flow[..., 0] + shift
+    map_y = ys + pair.flow[..., 1]
+    return cv2.remap(pair.frame2, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _abs_error(pair: FramePair, back: np.ndarray) -> np.ndarray:
+    return np.abs(back.astype(np.int32) - pair.frame1.astype(np.int32)).max(axis=-1)[pair.valid]
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 64), (H, W), (101, 173), (256, 448)])
+def test_shapes_and_dtypes(height: int, width: int) -> None:
+    pair = make_pair(np.random.default_rng(1), height=height, width=width)
+    assert pair.frame1.shape == pair.frame2.shape == (height, width, 3)
+    assert pair.frame1.dtype == pair.frame2.dtype == np.uint8
+    assert pair.flow.shape == (height, width, 2) and pair.flow.dtype == np.float32
+    assert pair.valid.shape == (height, width) and pair.valid.dtype == bool
+    assert pair.labels.shape == (height, width) and pair.labels.dtype == np.uint8
+    n = pair.ids.shape[0]
+    assert pair.ids.dtype == np.int64
+    assert pair.boxes.shape == pair.boxes2.shape == (n, 4) and pair.boxes.dtype == np.float64
+    assert pair.displacements.shape == (n, 2) and pair.displacements.dtype == np.float64
+    assert pair.visibility.shape == (n,) and pair.motions.shape == (n, 3, 3) and pair.camera.shape == (3, 3)
+    assert len(pair.sprite_photos) == n
+    assert np.all(np.isfinite(pair.flow))
+
+
+@pytest.mark.parametrize("speed", SPEED_LEVELS)
+def test_warping_frame2_back_by_the_flow_reproduces_frame1(speed: str) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        pair = make_pair(rng, height=H, width=W, speed=speed, photometric=False, max_objects=10)
+        assert pair.valid.mean() > 0.5
+        err = _abs_error(pair, _warp_back(pair))
+        # both frames are bilinear resamplings of the same sources, so only re-interpolation error is left
+        assert err.mean() < 1.5, err.mean()
+        assert np.percentile(err, 90) <= 4
+        # the check is sensitive: a flow wrong by 1.5 px is far worse on the same textures
+        wrong = _abs_error(pair, _warp_back(pair, shift=1.5))
+        assert wrong.mean() > 2 * err.mean() + 0.5
+
+
+def test_flow_of_objects_is_their_own_motion_on_top_of_the_camera() -> None:
+    rng = np.random.default_rng(3)
+    pair = make_pair(rng, height=H, width=W, speed="fast", photometric=False, max_objects=12)
+    assert pair.ids.size > 0
+    xs, ys = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+    pts = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    background = pair.labels == 0
+    cam = pts @ pair.camera.T
+    cam_flow = cam[..., :2] / cam[..., 2:] - pts[..., :2]
+    np.testing.assert_allclose(pair.flow[background], cam_flow[background], atol=2e-3)
+    for i, obj in enumerate(pair.ids):
+        own = pair.labels == obj
+        moved = pts[own] @ pair.motions[i].T
+        np.testing.assert_allclose(pair.flow[own], moved[:, :2] / moved[:, 2:] - pts[own][:, :2], atol=2e-3)
+
+
+def test_displacements_are_the_mean_flow_over_each_objects_pixels() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        pair = make_pair(rng, height=H, width=W, speed="medium", max_objects=12, perspective=False)
+        for i, obj in enumerate(pair.ids):
+            own = pair.labels == obj
+            assert own.any()
+            np.testing.assert_allclose(pair.displacements[i], pair.flow[own].astype(np.float64).mean(axis=0), atol=1e-4)
+            # for an affine motion, the mean flow is the motion of the visible pixels' centroid
+            ys, xs = np.nonzero(own)
+            centroid = np.array([xs.mean(), ys.mean(), 1.0])
+            moved = pair.motions[i] @ centroid
+            np.testing.assert_allclose(pair.displacements[i], moved[:2] - centroid[:2], atol=1e-3)
+
+
+def test_boxes_enclose_the_rendered_objects() -> None:
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(6):
+        pair = make_pair(rng, height=H, width=W, speed="medium", photometric=False, max_objects=6)
+        for i, obj in enumerate(pair.ids):
+            x1, y1, x2, y2 = pair.boxes[i]
+            assert x2 > x1 and y2 > y1
+            if pair.visibility[i] < 0.999 or x1 < 1 or y1 < 1 or x2 > W - 1 or y2 > H - 1:
+                continue  # occluded or cut by the border: the rendered mask is not the whole object
+            ys, xs = np.nonzero(pair.labels == obj)
+            np.testing.assert_allclose(pair.boxes[i], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1.5)
+            # frame-2 box = the object's pixels carried by its motion
+            pts = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64) @ pair.motions[i].T
+            pts = pts[:, :2] / pts[:, 2:]
+            expected2 = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max() + 1, pts[:, 1].max() + 1]
+            np.testing.assert_allclose(pair.boxes2[i], expected2, atol=1.5)
+            checked += 1
+    assert checked >= 3
+
+
+def test_valid_pixels_land_inside_frame2_and_occluded_ones_are_invalid() -> None:
+    pair = make_pair(np.random.default_rng(2), height=H, width=W, speed="fast", photometric=False, max_objects=12)
+    xs, ys = np.meshgrid(np.arange(W), np.arange(H))
+    tx, ty = xs + pair.flow[..., 0], ys + pair.flow[..., 1]
+    assert np.all((tx[pair.valid] >= 0) & (tx[pair.valid] <= W - 1) & (ty[pair.valid] >= 0) & (ty[pair.valid] <= H - 1))
+    outside = (tx < 0) | (tx > W - 1) | (ty < 0) | (ty > H - 1)
+    assert not np.any(pair.valid & outside)
+    assert outside.any()  # a fast camera moves part of frame 1 out of view
+
+
+def test_camera_motion_within_the_speed_level() -> None:
+    rng = np.random.default_rng(4)
+    centre = np.array([(W - 1) / 2.0, (H - 1) / 2.0, 1.0])
+    for speed in SPEED_LEVELS:
+        limits = camera_speed(speed)
+        shifts = []
+        for _ in range(12):
+            pair = make_pair(rng, height=H, width=W, speed=speed, photometric=False, max_objects=0)
+            moved = pair.camera @ centre
+            shifts.append(np.hypot(*(moved[:2] / moved[2] - centre[:2])))
+        # centre translation (+ the perspective part's share) stays within the level's limit
+        assert max(shifts) <= (limits.translation + 2 * limits.perspective) * W
+        assert max(shifts) > 0.3 * limits.translation * W
+
+
+def test_heldout_pairs_use_only_heldout_photos() -> None:
+    rng = np.random.default_rng(9)
+    seen = set()
+    for _ in range(6):
+        pair = make_pair(rng, height=H, width=W, photos="heldout", max_objects=8)
+        seen.add(pair.background_photo)
+        seen.update(pair.sprite_photos)
+    assert seen and seen <= set(HELDOUT_PHOTOS)
+    pair = make_pair(rng, height=H, width=W, photos=["brick", "grass"], max_objects=8)
+    assert {pair.background_photo, *pair.sprite_photos} <= {"brick", "grass"}
+    assert set(pair.sprite_photos) <= {"brick", "grass"} - {pair.background_photo}
+
+
+def test_same_seed_same_arrays() -> None:
+    a = make_pair(np.random.default_rng(123), height=H, width=W)
+    b = make_pair(np.random.default_rng(123), height=H, width=W)
+    for name in ("frame1", "frame2", "flow", "valid", "labels", "boxes", "ids", "displacements", "boxes2", "camera"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    c = make_pair(np.random.default_rng(124), height=H, width=W)
+    assert not np.array_equal(a.frame1, c.frame1)
+
+
+def test_photometric_effects_change_pixels_not_motion() -> None:
+    clean = make_pair(np.random.default_rng(8), height=H, width=W, photometric=False)
+    full = make_pair(np.random.default_rng(8), height=H, width=W, photometric=True)
+    noise = make_pair(
+        np.random.default_rng(8), height=H, width=W, photometric=PhotometricEffects(False, False, False, True, False)
+    )
+    for other in (full, noise):
+        np.testing.assert_array_equal(clean.flow, other.flow)
+        np.testing.assert_array_equal(clean.valid, other.valid)
+        np.testing.assert_array_equal(clean.boxes, other.boxes)
+        assert not np.array_equal(clean.frame1, other.frame1)
+    # noise only: same image up to the noise (sigma <= 6 levels)
+    assert np.abs(noise.frame1.astype(int) - clean.frame1.astype(int)).mean() < 6
+
+
+def test_background_boxes_hold_no_object_pixels_and_the_mean_camera_motion() -> None:
+    rng = np.random.default_rng(6)
+    pair = make_pair(rng, height=H, width=W, max_objects=6)
+    boxes, disp = background_boxes(rng, pair, 10)
+    assert boxes.shape[0] == disp.shape[0] and 1 <= boxes.shape[0] <= 10
+    for (x1, y1, x2, y2), d in zip(boxes.astype(int), disp, strict=True):
+        assert 0 <= x1 < x2 <= W and 0 <= y1 < y2 <= H
+        assert not pair.labels[y1:y2, x1:x2].any()
+        np.testing.assert_allclose(d, pair.flow[y1:y2, x1:x2].astype(np.float64).mean(axis=(0, 1)), atol=1e-4)
+    empty_boxes, empty_disp = background_boxes(rng, pair, 0)
+    assert empty_boxes.shape == (0, 4) and empty_disp.shape == (0, 2)
+
+
+def test_no_objects() -> None:
+    pair = make_pair(np.random.default_rng(0), height=64, width=80, max_objects=0)
+    assert pair.ids.shape == (0,) and pair.boxes.shape == (0, 4) and pair.displacements.shape == (0, 2)
+    assert not pair.labels.any()
+
+
+def test_train_is_the_default_photo_set() -> None:
+    pair = make_pair(np.random.default_rng(0), height=64, width=80)
+    assert pair.background_photo in TRAIN_PHOTOS
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        pytest.param({"rng": 0}, TypeError, "rng: expected a numpy.random.Generator", id="rng_int"),
+        pytest.param({"rng": np.random.RandomState(0)}, TypeError, "rng: expected", id="rng_legacy"),
+        pytest.param({"height": 63}, ValueError, "height: expected an int >= 64, got 63", id="height_small"),
+        pytest.param({"width": 100.0}, TypeError, "width: expected an int", id="width_float"),
+        pytest.param({"width": True}, TypeError, "width: expected an int", id="width_bool"),
+        pytest.param(
+            {"speed": "turbo"}, ValueError, "speed: expected one of slow, medium, fast, got 'turbo'", id="speed"
+        ),
+        pytest.param({"photos": "test"}, ValueError, "photos: expected 'train', 'heldout'", id="photos"),
+        pytest.param({"photometric": "yes"}, TypeError, "photometric: expected a bool", id="photometric"),
+        pytest.param({"max_objects": 255}, ValueError, r"max_objects: expected an int in \[0, 254\]", id="max_objects"),
+        pytest.param({"perspective": 1}, TypeError, "perspective: expected a bool", id="perspective"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
+    args = {"rng": np.random.default_rng(0), "height": 64, "width": 64, **kwargs}
+    with pytest.raises(error, match=match):
+        make_pair(**args)
+
+
+def test_background_boxes_bad_arguments() -> None:
+    rng = np.random.default_rng(0)
+    pair = make_pair(rng, height=64, width=64)
+    with pytest.raises(TypeError, match="pair: expected a FramePair"):
+        background_boxes(rng, "pair", 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n: expected an int >= 0, got -1"):
+        background_boxes(rng, pair, -1)
