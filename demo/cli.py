@@ -88,7 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    "built into OpenCV); the generator's simulated detections for the built-in")  # fmt: skip
     p.add_argument("--weights", metavar="PATH", default=None, help="local weights file for --detector torchvision:NAME")
     p.add_argument("--motion", choices=MOTIONS, default=None,
-                   help=f"motion model (default: {default_motion()})")  # fmt: skip
+                   help="motion model (default: learned, shipped weights; gmc where they are missing)")  # fmt: skip
     p.add_argument("--motion-weights", metavar="PATH", default=None, help="weights for --motion learned")
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
@@ -246,7 +246,7 @@ def _print_summary(summary: dict[str, Any], outputs: dict[str, str]) -> None:
 
 def _run(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
-    motion_name = args.motion or default_motion()
+    motion_name = args.motion or ("learned" if args.motion_weights is not None else default_motion())
     if args.motion_weights is not None and motion_name != "learned":
         raise UserError(f"--motion-weights: only used with --motion learned, got --motion {motion_name}")
     if args.motion_weights is not None and not Path(args.motion_weights).is_file():

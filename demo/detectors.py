@@ -205,11 +205,11 @@ class HogPeopleDetector:
             return Detections.empty()
         rects = np.asarray(found, dtype=np.float64).reshape(-1, 4)
         margins = np.asarray(weights, dtype=np.float64).reshape(-1)
-        kept = cv2.dnn.NMSBoxes(rects.tolist(), margins.tolist(), -np.inf, self.nms_iou)
-        keep = np.asarray(kept, dtype=np.int64).reshape(-1)
-        rects, margins = rects[keep], margins[keep]
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / f
         scores = 1.0 / (1.0 + np.exp(-self.margin_scale * margins))
+        kept = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), 0.0, self.nms_iou)
+        keep = np.asarray(kept, dtype=np.int64).reshape(-1)
+        rects, scores = rects[keep], scores[keep]
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / f
         return Detections(boxes, scores, np.zeros(len(scores), dtype=np.int64))
 
 

@@ -25,15 +25,20 @@ MOTIONS = ("learned", "kalman", "gmc")
 
 
 def learned_available() -> bool:
-    """Whether ``mmtrack_corr.estimator`` (the learned motion estimator) is importable in this install."""
+    """Whether learned motion can run here: ``mmtrack_corr.estimator`` imports and the shipped weights are present."""
     try:
-        return importlib.util.find_spec("mmtrack_corr.estimator") is not None
-    except (ImportError, ValueError):
+        if importlib.util.find_spec("mmtrack_corr.estimator") is None:
+            return False
+        from mmtrack_corr.motion_model import shipped_weights
+
+        shipped_weights("default")
+    except (ImportError, ValueError, OSError):
         return False
+    return True
 
 
 def default_motion() -> str:
-    """``"learned"`` when the estimator exists in this install, else ``"gmc"``."""
+    """``"learned"`` when :func:`learned_available`, else ``"gmc"`` (the best motion that needs no weights)."""
     return "learned" if learned_available() else "gmc"
 
 
@@ -97,11 +102,10 @@ def build_motion(name: str, *, weights: str | None = None, device: str = "cpu") 
     if name == "gmc":
         cmc = CameraMotionCompensation()
         return MotionSetup(name, cmc, _affine_field(cmc), 1.0, "Kalman + camera-motion compensation (sparse, BoT-SORT)")
-    if not learned_available():
-        raise ImportError(
-            "--motion learned: this install has no mmtrack_corr.estimator (learned motion); use --motion gmc or kalman"
-        )
-    from mmtrack_corr.estimator import MotionEstimator
+    try:
+        from mmtrack_corr.estimator import MotionEstimator
+    except ImportError as err:
+        raise ImportError(f"--motion learned: the learned estimator does not import ({err}); use --motion gmc") from err
 
     estimator: Any = MotionEstimator.from_pretrained(weights if weights is not None else "default", device=device)
     dense = getattr(estimator, "dense", None)
