@@ -145,7 +145,7 @@ def _edit_line(path: Path, lineno: int, text: str) -> None:
     [
         pytest.param("malformed_det", r"det/det.txt:17: expected 10 comma-separated values (as on line 1), got 4"),
         pytest.param("nan_det", r"det/det.txt:9: value 5 is nan, expected a finite number"),
-        pytest.param("negative_det", r"det/det.txt:5: box width and height must be >= 0, got width -4"),
+        pytest.param("negative_det", r"det/det.txt:5: box width and height must be in [0, 1e+07], got width -4"),
         pytest.param("bad_frame_det", r"det/det.txt:3: frame must be an integer, got 2.5"),
         pytest.param("frame_beyond_seq", r"det/det.txt:321: frame 99 is beyond the sequence length 71"),
         pytest.param("malformed_gt", r"gt/gt.txt:4: expected 10 comma-separated values (as on line 1), got 3"),
