@@ -1,0 +1,186 @@
+"""Tests for the mmtrack-demo CLI: outputs, bad input (exit 2, one line), a broken video, Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from mmtrack_demo.cli import main
+from mmtrack_demo.video import VideoFileSource, VideoSink
+
+from trackers import read_mot_results
+
+H, W = 240, 320
+
+
+def _scene(tmp_path: Path, n: int = 24, name: str = "clip.avi") -> tuple[Path, Path]:
+    """A panning textured background with three coloured blocks; their boxes as a MOT det.txt."""
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur((rng.random((H + 40, W + 4 * n + 40, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    rows = []
+    video = tmp_path / name
+    with VideoSink(video, fps=10) as sink:
+        for t in range(n):
+            f = background[20 : 20 + H, 4 * t : 4 * t + W].copy()
+            for k in range(3):
+                x, y = 30 + 90 * k + 2 * t - 4 * t + 4 * n // 2, 60 + 20 * k
+                cv2.rectangle(f, (x, y), (x + 30, y + 70), (0, 0, 255 - 60 * k), -1)
+                rows.append(f"{t + 1},-1,{x},{y},31,71,0.9,-1,-1,-1")
+            sink.write(f)
+    det = tmp_path / "det.txt"
+    det.write_text("\n".join(rows) + "\n")
+    return video, det
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and lines[0].startswith("mmtrack-demo: error: ")
+    return lines[0]
+
+
+def stand_in_detector(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A ``module:function`` detector (``test_demo_cli:stand_in_detector``): the red-dominant blobs."""
+    mask = ((frame[..., 2].astype(int) - frame[..., :2].max(axis=2)) > 100).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    s = stats[1:n][stats[1:n, cv2.CC_STAT_AREA] > 200].astype(float)
+    boxes = np.stack([s[:, 0], s[:, 1], s[:, 0] + s[:, 2], s[:, 1] + s[:, 3]], axis=1) if len(s) else np.zeros((0, 4))
+    return boxes, np.full(len(boxes), 0.9)
+
+
+@pytest.mark.parametrize("motion", ["kalman", "gmc"])
+def test_video_to_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], motion: str) -> None:
+    video, det = _scene(tmp_path)
+    out = tmp_path / "out" / "result.mkv"
+    extra = ["--overlay"] if motion == "gmc" else []
+    rc = main([str(video), "--detector", f"det:{det}", "--motion", motion, "-o", str(out), "--no-progress", *extra])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert "24 frames" in printed and "ms/frame" in printed
+    frames = list(VideoFileSource(out))
+    assert len(frames) == 24 and frames[0].shape == (H, W, 3)
+    res = read_mot_results(out.with_suffix(".txt"))
+    assert set(res.ids.tolist()) == {1, 2, 3} and res.max_frame == 24
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["frames"] == 24 and summary["tracks"] == 3 and summary["stopped"] is None
+    assert set(summary["time_ms_per_frame"]) == {"decode", "detect", "motion", "track", "draw", "encode"}
+    assert summary["fps"] > 0 and summary["motion"] == motion
+
+
+def test_folder_input_and_callable_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video, _ = _scene(tmp_path, n=8)
+    folder = tmp_path / "img1"
+    folder.mkdir()
+    for i, f in enumerate(VideoFileSource(video), start=1):
+        cv2.imwrite(str(folder / f"{i:06d}.png"), f)
+    out = tmp_path / "folder.mp4"
+    rc = main([str(folder), "--detector", "test_demo_cli:stand_in_detector", "--motion", "kalman", "--fps", "5",
+               "-o", str(out), "--no-progress", "--max-frames", "6"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["frames"] == 6 and summary["source_fps"] == 5 and summary["detections"] >= 12
+    assert len(list(VideoFileSource(out))) == 6
+
+
+def test_truncated_video_keeps_frames_and_says_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video, det = _scene(tmp_path, n=40)
+    data = video.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "cut_out.mkv"
+    rc = main([str(cut), "--detector", f"det:{det}", "--motion", "kalman", "-o", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    n = summary["frames"]
+    assert 5 <= n < 40 and f"after frame {n} of 40" in summary["stopped"]
+    assert "stopped early" in printed
+    assert len(list(VideoFileSource(out))) == n
+    assert read_mot_results(out.with_suffix(".txt")).max_frame == n
+
+
+def _errors(tmp_path: Path) -> list[tuple[list[str], str]]:
+    video, det = _scene(tmp_path, n=3)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 20)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    common = ["--detector", f"det:{det}", "--no-progress"]
+    out = str(tmp_path / "o.mp4")
+    return [
+        ([str(tmp_path / "missing.mp4"), *common, "-o", out], "missing.mp4: no such file"),
+        ([str(empty), *common, "-o", out], "no frames in this folder"),
+        ([str(text), *common, "-o", out], "notes.mp4: cannot decode a frame"),
+        ([str(video), *common, "-o", str(blocker / "sub" / "o.mp4")], "--output: cannot write to folder"),
+        ([str(video), *common, "-o", str(tmp_path / "o.gif")], "--output: expected a file ending in .mp4"),
+        ([str(video), *common, "-o", out, "--motion", "kalman", "--overlay"], "--overlay: --motion kalman has no"),
+        ([str(video), *common, "-o", out, "--motion", "gmc", "--motion-weights", str(det)], "only used with --motion"),
+        ([str(video), "--detector", "yolo", "-o", out], "--detector: expected one of hog"),
+        ([str(video), "--detector", "torchvision:fasterrcnn_resnet50_fpn", "-o", out], "needs --weights PATH"),
+        ([str(video), "--detector", "no_such_module_q:f", "-o", out], "cannot import module 'no_such_module_q'"),
+        ([str(video), *common, "-o", out, "--max-frames", "0"], "--max-frames: expected a positive integer"),
+        ([str(video), *common, "-o", out, "--motion-weights", str(tmp_path / "none.pt")], "none.pt: no such file"),
+    ]
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, message in _errors(tmp_path):
+        assert main(argv) == 2, argv
+        line = _one_error_line(capsys)
+        assert message in line, (argv, line)
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.txt").exists()
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--motion" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_run_leaves_valid_outputs(tmp_path: Path, sig: int, code: int) -> None:
+    video, det = _scene(tmp_path, n=120)
+    (tmp_path / "slowdet.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            import numpy as np
+
+            def detect(frame):
+                time.sleep(0.05)
+                return np.array([[10.0, 10.0, 40.0, 80.0]]), np.array([0.9])
+            """
+        )
+    )
+    out = tmp_path / "run.mp4"  # an .mp4 is unreadable unless its writer is closed
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cmd = [sys.executable, "-m", "mmtrack_demo.cli", str(video), "--detector", "slowdet:detect", "--motion", "kalman",
+           "-o", str(out), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = out.with_suffix(".txt")
+    partial = results.with_name(results.name + ".partial")  # the writer's file until it is closed
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not partial.exists() or partial.read_text().count("\n") < 5):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    summary = json.loads(out.with_suffix(".json").read_text())
+    n = summary["frames"]
+    assert 5 <= n < 120 and summary["stopped"] == f"interrupted by {signal.Signals(sig).name} after frame {n}"
+    assert len(list(VideoFileSource(out))) == n
+    assert read_mot_results(results).max_frame == n
