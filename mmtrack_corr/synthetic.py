@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from mmtrack_corr.photos import resolve_photos
 from mmtrack_corr.synthetic_photometric import PhotometricEffects, apply_photometric, resolve_photometric
 from mmtrack_corr.synthetic_render import (
+    Layer,
     Sprite,
     apply_h,
     exact_flow,
@@ -56,9 +57,11 @@ __all__ = [
     "CameraSpeed",
     "FramePair",
     "PhotometricEffects",
+    "SyntheticSequence",
     "background_boxes",
     "camera_speed",
     "make_pair",
+    "make_sequence",
 ]
 
 #: Camera speed levels, slowest first.
@@ -119,7 +122,7 @@ class FramePair:
         flow: exact motion of every frame-1 pixel to frame 2, (H, W, 2) float32 (dx, dy).
         valid: (H, W) bool, True where the frame-1 pixel is visible in frame 2 (inside the frame, not occluded, not
             an anti-aliased object edge at either end): there ``frame2`` at ``x + flow`` shows the same point.
-        labels: (H, W) uint8, the object id on top at each frame-1 pixel (alpha >= 0.5), 0 for background.
+        labels: (H, W) int64, the object id on top at each frame-1 pixel (alpha >= 0.5), 0 for background.
         boxes: amodal boxes of the objects in frame 1, (N, 4) float64 xyxy; they may extend past the image.
         ids: object ids, (N,) int64 (1-based; ``labels == ids[i]`` are object i's visible pixels).
         displacements: (N, 2) float64, the mean of ``flow`` over each object's visible frame-1 pixels
@@ -238,11 +241,12 @@ def background_view(
     return pyramid[level], level_view
 
 
-def sample_sprite_size(rng: np.random.Generator, scale: float) -> tuple[int, int]:
-    """Sprite (width, height): side of the equal-area square log-uniform in 16-200 px x scale, aspect 0.4-2.5."""
+def sample_sprite_size(rng: np.random.Generator, scale: float, max_aspect: float = 2.5) -> tuple[int, int]:
+    """Sprite (width, height): side of the equal-area square log-uniform in 16-200 px x scale, aspect w/h
+    log-uniform in [0.4, max_aspect]."""
     lo, hi = 16.0 * scale, 200.0 * scale
     side = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    aspect = math.exp(rng.uniform(math.log(0.4), math.log(2.5)))
+    aspect = math.exp(rng.uniform(math.log(0.4), math.log(max_aspect)))
     w = min(hi, max(lo, side * math.sqrt(aspect)))
     h = min(hi, max(lo, side / math.sqrt(aspect)))
     return max(4, round(w)), max(4, round(h))
@@ -315,8 +319,8 @@ def make_pair(
     max_own = limits.object_speed * width / REFERENCE_SIZE[1]
     sprites: list[Sprite] = []
     poses1: list[NDArray[np.float64]] = []
-    motions: list[NDArray[np.float64]] = []
-    for _ in range(int(rng.integers(0, max_objects + 1))):
+    poses2: list[NDArray[np.float64]] = []
+    for _ in range(int(rng.integers(0, max_objects + 1))):  # render order = depth order, back to front
         sw, sh = sample_sprite_size(rng, scale)
         sprite = make_sprite(rng, pick_sprite_photo(rng, names, bg_name), sw, sh)
         centre = np.array([rng.uniform(0.0, width - 1.0), rng.uniform(0.0, height - 1.0)])
@@ -333,47 +337,87 @@ def make_pair(
             own = translation(*shift) @ spin @ translation(-moved[0], -moved[1])
         sprites.append(sprite)
         poses1.append(pose1)
-        motions.append(own @ camera)
-    poses2 = [m @ p for m, p in zip(motions, poses1, strict=True)]
+        poses2.append(own @ camera @ pose1)
 
     clean1, labels1, mixed1, layers1 = render(background, view1, size, sprites, poses1)
     clean2, labels2, mixed2, _ = render(background, view2, size, sprites, poses2)
+    assert clean1 is not None and clean2 is not None  # a background was given
+    if effects.any:
+        centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+        cdx, cdy = apply_h(camera, centre)[0] - centre
+        frame1, frame2 = apply_photometric(rng, (clean1, clean2), effects, (cdx, cdy))
+    else:
+        frame1, frame2 = clean1, clean2
+    return assemble_pair(
+        (frame1, frame2),
+        camera,
+        sprites,
+        poses1,
+        poses2,
+        np.arange(1, len(sprites) + 1, dtype=np.int64),
+        (labels1, mixed1, layers1),
+        (labels2, mixed2),
+        bg_name,
+    )
+
+
+def assemble_pair(
+    frames: tuple[np.ndarray, np.ndarray],
+    camera: NDArray[np.float64],
+    sprites: Sequence[Sprite],
+    poses1: Sequence[NDArray[np.float64]],
+    poses2: Sequence[NDArray[np.float64]],
+    ids: NDArray[np.int64],
+    rendered1: tuple[np.ndarray, NDArray[np.bool_], list[Layer | None]],
+    rendered2: tuple[np.ndarray, NDArray[np.bool_]],
+    background_photo: str,
+) -> FramePair:
+    """Exact flow, validity, boxes and displacements of two rendered frames (shared by pairs and sequences).
+
+    ``sprites``, ``poses1`` / ``poses2`` (sprite -> frame 1 / frame 2) and ``ids`` list the same objects in render
+    order; ``rendered1`` is frame 1's (labels, mixed, layers) and ``rendered2`` frame 2's (labels, mixed) from
+    :func:`~mmtrack_corr.synthetic_render.render` with these sprites in this order.
+    """
+    labels1, mixed1, layers1 = rendered1
+    labels2, mixed2 = rendered2
+    size = labels1.shape
+    motions = [p2 @ np.linalg.inv(p1) for p1, p2 in zip(poses1, poses2, strict=True)]
     flow = exact_flow(size, camera, motions, labels1, layers1)
     valid = visibility_mask(flow, labels1, mixed1, labels2, mixed2)
 
     counts = np.bincount(labels1.ravel(), minlength=len(sprites) + 1)[1:]
-    keep = np.flatnonzero(counts > 0)
-    displacements = np.zeros((keep.size, 2))
+    keep = [int(k) for k in np.flatnonzero(counts > 0)]
+    displacements = np.zeros((len(keep), 2))
     for row, k in enumerate(keep):
         layer = layers1[k]
         assert layer is not None  # an object with visible pixels was rendered
         x0, y0, x1, y1 = layer.roi
         own_px = labels1[y0:y1, x0:x1] == k + 1
         displacements[row] = flow[y0:y1, x0:x1][own_px].astype(np.float64).mean(axis=0)
-
-    if effects.any:
-        centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-        cdx, cdy = apply_h(camera, centre)[0] - centre
-        frame1, frame2 = apply_photometric(rng, [clean1, clean2], effects, [(cdx, cdy), (cdx, cdy)])
-    else:
-        frame1, frame2 = clean1, clean2
-
+    to_id = np.zeros(len(sprites) + 1, np.int64)
+    to_id[1:] = ids
     return FramePair(
-        frame1=frame1,
-        frame2=frame2,
+        frame1=frames[0],
+        frame2=frames[1],
         flow=flow,
         valid=valid,
-        labels=labels1,
+        labels=to_id[labels1],
         boxes=np.array([sprite_box(sprites[k], poses1[k]) for k in keep]).reshape(-1, 4),
-        ids=(keep + 1).astype(np.int64),
+        ids=to_id[np.array(keep, dtype=np.int64) + 1],
         displacements=displacements,
         boxes2=np.array([sprite_box(sprites[k], poses2[k]) for k in keep]).reshape(-1, 4),
-        visibility=np.array([min(1.0, counts[k] / sprites[k].area) for k in keep], dtype=np.float64),
+        visibility=np.array([visible_fraction(sprites[k], poses1[k], int(counts[k])) for k in keep], dtype=np.float64),
         camera=camera,
         motions=np.array([motions[k] for k in keep]).reshape(-1, 3, 3),
-        background_photo=bg_name,
+        background_photo=background_photo,
         sprite_photos=tuple(sprites[k].photo for k in keep),
     )
+
+
+def visible_fraction(sprite: Sprite, pose: NDArray[np.float64], visible_pixels: int) -> float:
+    """Visible pixels over the object's full area in the frame (sprite area x the pose's area scale), at most 1."""
+    area = sprite.area * abs(float(np.linalg.det(pose[:2, :2])))
+    return min(1.0, visible_pixels / max(area, 1.0))
 
 
 def background_boxes(
@@ -430,3 +474,7 @@ def background_boxes(
         boxes.append([float(x0), float(y0), float(x1), float(y1)])
         disps.append(np.asarray(total, dtype=np.float64) / (bw * bh))
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array(disps, dtype=np.float64).reshape(-1, 2)
+
+
+# sequences build on the pair machinery above; re-exported here so that one module holds the public API
+from mmtrack_corr.synthetic_sequence import SyntheticSequence, make_sequence  # noqa: E402

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PhotometricEffects", "resolve_photometric"]
+__all__ = ["ColorState", "PhotometricEffects", "photometric_frame", "random_color", "resolve_photometric"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class PhotometricEffects:
         blur: with probability 0.3 per frame, Gaussian defocus blur, sigma U(0.3, 1.5) pixels.
         motion_blur: with probability 0.5 per frame, a line blur along the camera's motion at the image centre, as
             long as U(0, 0.5) of that motion (an exposure of up to half the frame interval); skipped under 1.5 px.
-        noise: per-pixel, per-channel Gaussian sensor noise, sigma U(0, 6) levels (quantised to 256 levels).
+        noise: per-pixel, per-channel Gaussian sensor noise, sigma U(0, 6) levels (256-level quantised normal
+            draws, taken from a fixed 8 MiB bank of random bytes at a random offset per frame).
         jpeg: with probability 0.7 per frame, JPEG compression at quality U(40, 95).
     """
 
@@ -62,17 +63,32 @@ def resolve_photometric(photometric: object) -> PhotometricEffects:
 
 
 @dataclass(frozen=True)
-class _ColorParams:
+class ColorState:
+    """Contrast, brightness and per-channel gain of one frame (applied as one lookup table)."""
+
     contrast: float
     brightness: float
     gains: tuple[float, float, float]
 
-    def perturbed(self, rng: np.random.Generator) -> _ColorParams:
+    def perturbed(self, rng: np.random.Generator) -> ColorState:
         g = rng.uniform(-0.04, 0.04, 3)
-        return _ColorParams(
+        return ColorState(
             contrast=self.contrast * math.exp(rng.uniform(-0.08, 0.08)),
             brightness=self.brightness + rng.uniform(-10.0, 10.0),
             gains=(self.gains[0] * math.exp(g[0]), self.gains[1] * math.exp(g[1]), self.gains[2] * math.exp(g[2])),
+        )
+
+    def drifted(self, rng: np.random.Generator) -> ColorState:
+        """The next frame's state in a sequence: a small step of a mean-reverting random walk."""
+        g = rng.normal(0.0, 0.006, 3)
+        return ColorState(
+            contrast=math.exp(0.98 * math.log(self.contrast) + rng.normal(0.0, 0.01)),
+            brightness=0.98 * self.brightness + rng.normal(0.0, 0.8),
+            gains=(
+                math.exp(0.98 * math.log(self.gains[0]) + g[0]),
+                math.exp(0.98 * math.log(self.gains[1]) + g[1]),
+                math.exp(0.98 * math.log(self.gains[2]) + g[2]),
+            ),
         )
 
     def lut(self) -> np.ndarray:
@@ -82,26 +98,40 @@ class _ColorParams:
         return np.clip(np.round(table), 0, 255).astype(np.uint8).reshape(1, 256, 3)
 
 
-def _random_color(rng: np.random.Generator) -> _ColorParams:
+def random_color(rng: np.random.Generator) -> ColorState:
     g = rng.uniform(-0.08, 0.08, 3)
-    return _ColorParams(
+    return ColorState(
         contrast=math.exp(rng.uniform(-0.2, 0.2)),
         brightness=rng.uniform(-20.0, 20.0),
         gains=(math.exp(g[0]), math.exp(g[1]), math.exp(g[2])),
     )
 
 
+_NOISE_BANK_SIZE = 1 << 23  # 8 MiB of random bytes, more than two 1080p BGR frames
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_bank() -> np.ndarray:
+    # fixed random bytes, drawn once from a fixed seed; a frame's noise is a slice at a random offset (no per-frame
+    # draw of millions of values, ~3x cheaper). Offsets differ between frames, so noise never follows the motion.
+    return np.frombuffer(np.random.default_rng(20261202).bytes(_NOISE_BANK_SIZE), np.uint8)
+
+
 @functools.lru_cache(maxsize=1)
 def _normal_quantiles() -> NDArray[np.float32]:
-    # z-scores of the 256 equiprobable quantiles: one random byte -> one (quantised) standard normal draw, ~10x
-    # cheaper than drawing float normals for a whole frame
+    # z-scores of the 256 equiprobable quantiles: one uniform random byte -> one (quantised) standard normal draw
     dist = statistics.NormalDist()
     return np.array([dist.inv_cdf((u + 0.5) / 256.0) for u in range(256)], dtype=np.float32)
 
 
 def _add_noise(rng: np.random.Generator, frame: np.ndarray, sigma: float) -> np.ndarray:
     table = np.round(_normal_quantiles() * sigma).astype(np.int16).reshape(1, 256)
-    draws = np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape)
+    bank = _noise_bank()
+    if frame.size <= bank.size:
+        start = int(rng.integers(0, bank.size - frame.size + 1))
+        draws = bank[start : start + frame.size].reshape(frame.shape)
+    else:  # larger than the bank: fresh bytes
+        draws = np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape)
     return cv2.add(frame, cv2.LUT(draws, table), dtype=cv2.CV_8U)
 
 
@@ -125,47 +155,55 @@ def _motion_blur(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
     )
 
 
-def apply_photometric(
+def photometric_frame(
     rng: np.random.Generator,
-    frames: list[np.ndarray],
+    frame: np.ndarray,
     effects: PhotometricEffects,
-    camera_motion: list[tuple[float, float]],
-    colors: list[_ColorParams] | None = None,
-) -> list[np.ndarray]:
-    """Apply the enabled effects to consecutive frames (in place of the clean ones; the inputs are not modified).
+    color: ColorState | None,
+    camera_motion: tuple[float, float],
+) -> np.ndarray:
+    """Apply the enabled effects to one clean frame (the input is not modified).
 
     Args:
-        rng: random generator.
-        frames: clean BGR frames, each (H, W, 3) uint8, in time order.
+        rng: random generator for this frame's draws.
+        frame: clean BGR frame, (H, W, 3) uint8.
         effects: which effects are on.
-        camera_motion: per frame, the camera's motion (dx, dy) at the image centre around that frame, for the
-            motion blur.
-        colors: colour state carried over from a previous call (sequences); None starts afresh.
+        color: the frame's colour state (used when ``effects.color``).
+        camera_motion: the camera's motion (dx, dy) at the image centre around this frame, for the motion blur.
 
     Returns:
-        The processed frames, same shapes.
+        The processed frame, (H, W, 3) uint8.
     """
-    out = []
-    color = colors[0] if colors else None
-    for frame, (mdx, mdy) in zip(frames, camera_motion, strict=True):
-        img = frame
-        if effects.color:
-            color = _random_color(rng) if color is None else color.perturbed(rng)
-            img = cv2.LUT(img, color.lut())
-        if effects.blur and rng.random() < 0.3:
-            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5), borderType=cv2.BORDER_REFLECT_101)
-        if effects.motion_blur and rng.random() < 0.5:
-            exposure = rng.uniform(0.0, 0.5)
-            if math.hypot(mdx, mdy) * exposure >= 1.5:
-                img = _motion_blur(img, mdx * exposure, mdy * exposure)
-        if effects.noise:
-            img = _add_noise(rng, img, rng.uniform(0.0, 6.0))
-        if effects.jpeg and rng.random() < 0.7:
-            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
-            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
-            if decoded is not None:
-                img = decoded
-        out.append(np.ascontiguousarray(img))
-    if colors is not None and color is not None:
-        colors[:] = [color]
-    return out
+    img = frame
+    if effects.color and color is not None:
+        img = cv2.LUT(img, color.lut())
+    if effects.blur and rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5), borderType=cv2.BORDER_REFLECT_101)
+    if effects.motion_blur and rng.random() < 0.5:
+        exposure = rng.uniform(0.0, 0.5)
+        mdx, mdy = camera_motion
+        if math.hypot(mdx, mdy) * exposure >= 1.5:
+            img = _motion_blur(img, mdx * exposure, mdy * exposure)
+    if effects.noise:
+        img = _add_noise(rng, img, rng.uniform(0.0, 6.0))
+    if effects.jpeg and rng.random() < 0.7:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            img = decoded
+    return np.ascontiguousarray(img)
+
+
+def apply_photometric(
+    rng: np.random.Generator,
+    frames: tuple[np.ndarray, np.ndarray],
+    effects: PhotometricEffects,
+    camera_motion: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Effects for a frame pair: frame 2's colour state is frame 1's perturbed; other effects drawn per frame."""
+    color1 = random_color(rng) if effects.color else None
+    color2 = color1.perturbed(rng) if color1 is not None else None
+    return (
+        photometric_frame(rng, frames[0], effects, color1, camera_motion),
+        photometric_frame(rng, frames[1], effects, color2, camera_motion),
+    )

@@ -89,6 +89,8 @@ class Sprite:
     Attributes:
         texture: BGR texture, shape (h, w, 3), uint8.
         alpha: coverage in [0, 1], shape (h, w), float32 (rectangles are all ones; irregular shapes anti-aliased).
+        premultiplied: (B, G, R, alpha) with the colour multiplied by alpha, shape (h, w, 4), float32: resampled in
+            one warp, and bilinear interpolation of premultiplied colour does not bleed the outside into edges.
         hull: convex hull of the pixels with alpha >= 0.5, shape (K, 2), float64 sprite pixel coordinates.
         area: number of sprite pixels with alpha >= 0.5.
         shape: "rectangle", "ellipse" or "polygon".
@@ -97,6 +99,7 @@ class Sprite:
 
     texture: np.ndarray
     alpha: NDArray[np.float32]
+    premultiplied: NDArray[np.float32]
     hull: FloatArray
     area: int
     shape: str
@@ -156,9 +159,12 @@ def make_sprite(rng: np.random.Generator, photo: str, width: int, height: int) -
     right = width - 1 - solid[rows, ::-1].argmax(axis=1)
     extremes = np.concatenate([np.stack([left, rows], 1), np.stack([right, rows], 1)]).astype(np.int32)
     hull = cv2.convexHull(extremes.reshape(-1, 1, 2)).reshape(-1, 2).astype(np.float64)
+    alpha = mask.astype(np.float32) / 255.0
+    premultiplied = np.concatenate([texture.astype(np.float32) * alpha[..., None], alpha[..., None]], axis=-1)
     return Sprite(
         texture=texture,
-        alpha=mask.astype(np.float32) / 255.0,
+        alpha=alpha,
+        premultiplied=premultiplied,
         hull=hull,
         area=int(solid.sum()),
         shape=shape,
@@ -182,16 +188,17 @@ class Layer:
 
 
 def render(
-    background: np.ndarray,
+    background: np.ndarray | None,
     view: FloatArray,
     size: tuple[int, int],
     sprites: list[Sprite],
     poses: list[FloatArray],
-) -> tuple[np.ndarray, np.ndarray, NDArray[np.bool_], list[Layer | None]]:
+) -> tuple[np.ndarray | None, np.ndarray, NDArray[np.bool_], list[Layer | None]]:
     """Render a frame: the background photo level seen through ``view``, then the sprites back to front.
 
     Args:
-        background: photo (pyramid level), (h, w, 3) uint8; seen as an infinite mirrored plane.
+        background: photo (pyramid level), (h, w, 3) uint8, seen as an infinite mirrored plane; None renders only
+            the labels (the returned frame is None).
         view: frame pixel -> background pixel.
         size: (H, W).
         sprites: objects, back to front.
@@ -202,7 +209,7 @@ def render(
         >= 0.5); mixed (H, W) bool (the top surface is a partially covering edge); layers (None when off-frame).
     """
     height, width = size
-    frame = warp_inverse(background, view, (width, height), cv2.BORDER_REFLECT_101)
+    frame = None if background is None else warp_inverse(background, view, (width, height), cv2.BORDER_REFLECT_101)
     labels = np.zeros((height, width), np.uint8)
     mixed = np.zeros((height, width), bool)
     layers: list[Layer | None] = []
@@ -218,11 +225,13 @@ def render(
             continue
         to_sprite = np.linalg.inv(pose) @ translation(x0, y0)
         roi_size = (x1 - x0, y1 - y0)
-        alpha = warp_inverse(sprite.alpha, to_sprite, roi_size, cv2.BORDER_CONSTANT, 0.0)
-        texture = warp_inverse(sprite.texture, to_sprite, roi_size, cv2.BORDER_REPLICATE)
-        region = frame[y0:y1, x0:x1]
-        a3 = alpha[..., None]
-        region[...] = np.clip(region * (1.0 - a3) + texture * a3 + 0.5, 0, 255).astype(np.uint8)
+        if frame is None:
+            alpha = warp_inverse(sprite.alpha, to_sprite, roi_size, cv2.BORDER_CONSTANT, 0.0)
+        else:
+            warped = warp_inverse(sprite.premultiplied, to_sprite, roi_size, cv2.BORDER_CONSTANT, 0.0)
+            alpha = np.ascontiguousarray(warped[..., 3])
+            region = frame[y0:y1, x0:x1]
+            region[...] = np.clip(region * (1.0 - warped[..., 3:]) + warped[..., :3] + 0.5, 0, 255).astype(np.uint8)
         labels[y0:y1, x0:x1][alpha >= 0.5] = k + 1
         sub_mixed = mixed[y0:y1, x0:x1]
         sub_mixed[alpha >= 1.0 - _ALPHA_EPS] = False

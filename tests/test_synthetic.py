@@ -11,9 +11,11 @@ from mmtrack_corr.synthetic import (
     SPEED_LEVELS,
     FramePair,
     PhotometricEffects,
+    SyntheticSequence,
     background_boxes,
     camera_speed,
     make_pair,
+    make_sequence,
 )
 
 H, W = 136, 240  # a quarter of the default size in each direction: fast, and still many objects
@@ -39,7 +41,7 @@ def test_shapes_and_dtypes(height: int, width: int) -> None:
     assert pair.frame1.dtype == pair.frame2.dtype == np.uint8
     assert pair.flow.shape == (height, width, 2) and pair.flow.dtype == np.float32
     assert pair.valid.shape == (height, width) and pair.valid.dtype == bool
-    assert pair.labels.shape == (height, width) and pair.labels.dtype == np.uint8
+    assert pair.labels.shape == (height, width) and pair.labels.dtype == np.int64
     n = pair.ids.shape[0]
     assert pair.ids.dtype == np.int64
     assert pair.boxes.shape == pair.boxes2.shape == (n, 4) and pair.boxes.dtype == np.float64
@@ -232,3 +234,158 @@ def test_background_boxes_bad_arguments() -> None:
         background_boxes(rng, "pair", 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n: expected an int >= 0, got -1"):
         background_boxes(rng, pair, -1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sequences
+# ---------------------------------------------------------------------------------------------------------------------
+
+SH, SW, SN = 96, 160, 24
+
+
+@pytest.fixture(scope="module")
+def sequence() -> SyntheticSequence:
+    return make_sequence(np.random.default_rng(21), SN, height=SH, width=SW, speed="medium", max_objects=8)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of tlwh boxes a (N, 4) and b (M, 4)."""
+    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    return inter / (a[:, 2:].prod(1)[:, None] + b[:, 2:].prod(1)[None] - inter)
+
+
+def test_sequence_ground_truth_is_well_formed(sequence: SyntheticSequence) -> None:
+    gt = sequence.gt
+    assert len(gt) > SN  # several objects per frame
+    assert np.all(np.diff(gt.frames) >= 0) and gt.frames.min() >= 1 and gt.frames.max() <= SN
+    for f in range(1, SN + 1):
+        rows = gt.frame_rows(f)
+        assert np.unique(gt.ids[rows]).size == rows.size  # one row per object per frame
+    x, y, w, h = gt.tlwh.T
+    assert np.all((w > 0) & (h > 0) & (x >= 0) & (y >= 0) & (x + w <= SW + 1e-9) & (y + h <= SH + 1e-9))
+    assert np.all((gt.visibility > 0) & (gt.visibility <= 1)) and np.all(gt.scores == 1)
+    assert np.unique(gt.ids).size > 8  # objects enter over time (ids never reused)
+
+
+def test_sequence_detections_are_well_formed(sequence: SyntheticSequence) -> None:
+    det = sequence.detections
+    assert len(det) > 0 and np.all(det.ids == -1)
+    assert np.all(np.diff(det.frames) >= 0) and det.frames.min() >= 1 and det.frames.max() <= SN
+    assert np.all((det.scores >= 0) & (det.scores <= 1))
+    x, y, w, h = det.tlwh.T
+    assert np.all((w >= 1) & (h >= 1) & (x >= 0) & (y >= 0) & (x + w <= SW + 1e-9) & (y + h <= SH + 1e-9))
+
+
+def test_detections_follow_the_ground_truth_and_score_lower_when_occluded() -> None:
+    seq = make_sequence(np.random.default_rng(5), 60, height=SH, width=SW, speed="slow", max_objects=12)
+    gt, det = seq.gt, seq.detections
+    matched_vis, matched_score = [], []
+    for f in range(1, 61):
+        g, d = gt.frame_rows(f), det.frame_rows(f)
+        if g.size == 0 or d.size == 0:
+            continue
+        iou = _iou(gt.tlwh[g], det.tlwh[d])
+        best = iou.argmax(axis=1)
+        for i, j in enumerate(best):
+            if iou[i, j] > 0.5:
+                matched_vis.append(gt.visibility[g[i]])
+                matched_score.append(det.scores[d[j]])
+    vis, score = np.array(matched_vis), np.array(matched_score)
+    assert vis.size > 0.6 * len(gt)  # most objects are detected, at IoU > 0.5
+    assert np.corrcoef(vis, score)[0, 1] > 0.3
+
+
+def test_sequence_frames_are_rendered_identically_every_time(sequence: SyntheticSequence) -> None:
+    frames = list(sequence)
+    assert len(frames) == SN and frames[0].shape == (SH, SW, 3) and frames[0].dtype == np.uint8
+    np.testing.assert_array_equal(sequence.frame(7), frames[6])
+    pair = sequence.pair(7)
+    np.testing.assert_array_equal(pair.frame1, frames[6])
+    np.testing.assert_array_equal(pair.frame2, frames[7])
+
+
+def test_sequence_pairs_keep_ids_and_match_the_ground_truth(sequence: SyntheticSequence) -> None:
+    gt = sequence.gt
+    followed = 0
+    for f in range(1, SN):
+        pair = sequence.pair(f)
+        rows, rows2 = gt.frame_rows(f), gt.frame_rows(f + 1)
+        assert set(pair.ids.tolist()) == set(gt.ids[rows].tolist())
+        for i, obj in enumerate(pair.ids):
+            row = rows[gt.ids[rows] == obj][0]
+            np.testing.assert_allclose(pair.visibility[i], gt.visibility[row], atol=1e-9)
+            x1, y1, x2, y2 = pair.boxes[i]
+            clipped = [max(x1, 0), max(y1, 0), min(x2, SW) - max(x1, 0), min(y2, SH) - max(y1, 0)]
+            np.testing.assert_allclose(gt.tlwh[row], clipped, atol=1e-9)
+            nxt = rows2[gt.ids[rows2] == obj]
+            if nxt.size:  # the same id in the next frame sits where the exact motion takes the object
+                x1, y1, x2, y2 = pair.boxes2[i]
+                expected = [max(x1, 0), max(y1, 0), min(x2, SW) - max(x1, 0), min(y2, SH) - max(y1, 0)]
+                np.testing.assert_allclose(gt.tlwh[nxt[0]], expected, atol=1e-9)
+                followed += 1
+    assert followed > SN
+
+
+def test_sequence_flow_is_exact() -> None:
+    seq = make_sequence(np.random.default_rng(3), 6, height=H, width=W, speed="fast", photometric=False)
+    for f in (1, 5):
+        pair = seq.pair(f)
+        assert pair.valid.mean() > 0.5
+        err = _abs_error(pair, _warp_back(pair))
+        assert err.mean() < 1.5 and np.percentile(err, 90) <= 4
+        assert _abs_error(pair, _warp_back(pair, shift=1.5)).mean() > 2 * err.mean() + 0.5
+
+
+def test_sequence_camera_is_smooth_bounded_and_not_constant() -> None:
+    seq = make_sequence(np.random.default_rng(8), 80, height=SH, width=SW, speed="fast", photometric=False)
+    limits = camera_speed("fast")
+    centre = np.array([(SW - 1) / 2.0, (SH - 1) / 2.0, 1.0])
+    moves = []
+    for f in range(1, 80):
+        moved = seq.camera(f) @ centre
+        moves.append(moved[:2] / moved[2] - centre[:2])
+    mv = np.array(moves)
+    speed = np.hypot(mv[:, 0], mv[:, 1])
+    assert speed.max() <= limits.translation * SW * 1.01
+    assert speed.min() >= 0.3 * limits.translation * SW
+    assert speed.std() > 0.02 * speed.mean()  # the speed varies
+    heading = np.unwrap(np.arctan2(mv[:, 1], mv[:, 0]))
+    assert np.ptp(heading) > 0.2  # the direction changes
+    assert np.abs(np.diff(heading)).max() < 0.4  # smoothly
+
+
+def test_sequence_determinism_and_photo_split() -> None:
+    a = make_sequence(np.random.default_rng(2), 5, height=SH, width=SW, photos="heldout")
+    b = make_sequence(np.random.default_rng(2), 5, height=SH, width=SW, photos="heldout")
+    for name in ("frames", "ids", "tlwh", "scores", "visibility"):
+        np.testing.assert_array_equal(getattr(a.gt, name), getattr(b.gt, name))
+        np.testing.assert_array_equal(getattr(a.detections, name), getattr(b.detections, name))
+    np.testing.assert_array_equal(a.frame(4), b.frame(4))
+    pair = a.pair(2)
+    assert {a.background_photo, *pair.sprite_photos} <= set(HELDOUT_PHOTOS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        pytest.param({"n_frames": 1}, ValueError, "n_frames: expected an int >= 2, got 1", id="n_frames"),
+        pytest.param({"max_objects": 0}, ValueError, r"max_objects: expected an int in \[1, 200\]", id="max_objects"),
+        pytest.param({"frame_rate": 0}, ValueError, "frame_rate: expected a number > 0", id="frame_rate"),
+        pytest.param({"speed": "warp"}, ValueError, "speed: expected one of", id="speed"),
+        pytest.param({"rng": 3}, TypeError, "rng: expected a numpy.random.Generator", id="rng"),
+    ],
+)
+def test_sequence_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
+    args = {"rng": np.random.default_rng(0), "n_frames": 3, "height": 64, "width": 64, **kwargs}
+    with pytest.raises(error, match=match):
+        make_sequence(**args)
+
+
+def test_sequence_frame_numbers_are_checked(sequence: SyntheticSequence) -> None:
+    with pytest.raises(ValueError, match=rf"frame: expected an int in \[1, {SN}\], got 0"):
+        sequence.frame(0)
+    with pytest.raises(ValueError, match=rf"frame: expected an int in \[1, {SN - 1}\], got {SN}"):
+        sequence.pair(SN)
