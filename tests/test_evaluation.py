@@ -136,7 +136,7 @@ def test_mot17_preprocessing_parity(tmp_path: Path) -> None:
 
 
 def test_mot_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"TUD-Campus\.txt: file not found"):
+    with pytest.raises(FileNotFoundError, match=r"TUD-Campus\.txt: result file not found"):
         evaluate_mot_challenge(DATA / "mot15", tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -271,7 +271,7 @@ def test_visdrone_protocol(tmp_path: Path) -> None:
 
 def test_visdrone_missing_results(tmp_path: Path) -> None:
     _visdrone_case(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"nothing/s1\.txt: file not found"):
+    with pytest.raises(FileNotFoundError, match=r"nothing/s1\.txt: result file not found"):
         evaluate_visdrone(tmp_path, tmp_path / "nothing", image_sizes={"s1": (100, 100)})
 
 

@@ -262,6 +262,11 @@ class ByteTracker:
         """Number of ``update`` calls since construction or the last :meth:`reset`."""
         return self._frame_id
 
+    @property
+    def track_count(self) -> int:
+        """Number of tracks kept (tracked, unconfirmed and lost); 0 means another empty frame changes nothing."""
+        return int(self._ids.shape[0])
+
     def _take(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (in that order) of every per-track array."""
         self._mean = self._mean[rows]

@@ -53,12 +53,16 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import importlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +138,7 @@ class _Job:
     box_filter: bool
     skip_empty: bool
     decimals: int = 1
+    skip_bad_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,9 @@ class _JobResult:
     seconds: float
     error: str | None = None
     user_error: bool = field(default=False)
+    skipped: tuple[str, ...] = ()  # unreadable frames skipped under --skip-bad-frames, one message each
+    size: int = 0  # bytes of the finished result file
+    sha256: str = ""
 
 
 def _load_factory(spec: str, what: str = "--motion-source") -> Callable[..., Any]:
@@ -215,39 +223,61 @@ def _keep_boxes(tlwh: NDArray[np.float64]) -> NDArray[np.bool_]:
     return (w * h > _MIN_BOX_AREA) & vertical_ok
 
 
+def _frame_order(job: _Job) -> tuple[list[int], dict[int, slice], int]:
+    """Frames to call the tracker on, each frame's detection rows, and the last frame with detections."""
+    slices: dict[int, slice] = {}
+    if job.frames.size:
+        uniq, starts = np.unique(job.frames, return_index=True)
+        ends = np.append(starts[1:], job.frames.size)
+        slices = {int(f): slice(int(s), int(e)) for f, s, e in zip(uniq, starts, ends, strict=True)}
+    last = max(slices, default=0)
+    # skipping empty frames: only frames with detections (a huge seqLength costs nothing)
+    frames = sorted(slices) if job.skip_empty else list(range(1, job.seq_length + 1))
+    return frames, slices, last
+
+
 def _track_sequence(job: _Job) -> _JobResult:
-    """Run one sequence and write its result file line by line (worker entry point)."""
-    from .mot_io import ResultWriter
+    """Run one sequence and write its result file frame by frame (worker entry point).
+
+    The file appears at ``job.out_path`` only when the sequence is complete; until then (and after a failure or an
+    interruption) it is ``<out_path>.partial``, holding whole frames.
+    """
+    from .frames import read_frame
+    from .mot_io import ResultWriter, file_digest
 
     start = time.perf_counter()
     frames_tracked = 0
+    skipped: list[str] = []
     try:
         tracker = _build_tracker(job.tracker, job.frame_rate)
         needs_images = job.tracker.name in ("motion", "gmc")
-        if needs_images:
-            import cv2
-        slices = {}
-        if job.frames.size:
-            uniq, starts = np.unique(job.frames, return_index=True)
-            ends = np.append(starts[1:], job.frames.size)
-            slices = {int(f): slice(int(s), int(e)) for f, s, e in zip(uniq, starts, ends, strict=True)}
+        frames, slices, last_det = _frame_order(job)
         empty = slice(0, 0)
+        size: tuple[int, int] | None = None
         with ResultWriter(job.out_path, layout=job.layout, decimals=job.decimals) as writer:
-            for frame in range(1, job.seq_length + 1):
+            for frame in frames:
+                if frame > last_det and tracker.track_count == 0:
+                    break  # no tracks and no detections left: the remaining frames produce nothing
                 sl = slices.get(frame, empty)
-                if job.skip_empty and sl.stop == sl.start:
-                    continue
                 tlwh = job.tlwh[sl]
                 boxes = tlwh.copy()
                 boxes[:, 2:] += boxes[:, :2]
                 classes = None if job.classes is None else job.classes[sl]
                 if needs_images:
-                    assert job.image_dir is not None
+                    image = None
+                    if job.image_dir is None:
+                        raise UserError(f"images of sequence {job.name} not found")
                     path = os.path.join(job.image_dir, job.image_pattern.format(frame))
-                    # checked first: OpenCV would also print its own warning for a missing file
-                    image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
-                    if image is None:
-                        raise UserError(f"{path}: cannot read image (frame {frame} of {job.name})")
+                    try:
+                        image = read_frame(path, size)
+                        size = (image.shape[1], image.shape[0])
+                    except (OSError, ValueError) as err:
+                        msg = f"{err} (frame {frame} of {job.name})"
+                        if isinstance(err, FileNotFoundError):
+                            msg = f"{path}: cannot read image (frame {frame} of {job.name})"
+                        if not job.skip_bad_frames:
+                            raise UserError(msg) from None
+                        skipped.append(msg)
                     out = tracker.update(boxes, job.scores[sl], classes, frame=image)
                 else:
                     out = tracker.update(boxes, job.scores[sl], classes)
@@ -259,12 +289,24 @@ def _track_sequence(job: _Job) -> _JobResult:
                 keep = _keep_boxes(out_tlwh) if job.box_filter else np.ones(len(out), dtype=bool)
                 writer.write_frame(frame, out_tlwh[keep], out.ids[keep], out.scores[keep], out.classes[keep])
             lines = writer.lines_written
+        nbytes, digest = file_digest(job.out_path)
     except (UserError, ValueError, TypeError, OSError) as err:
-        return _JobResult(job.name, frames_tracked, 0, time.perf_counter() - start, f"{job.name}: {err}", True)
+        msg = f"{job.name}: {_os_message(err) if isinstance(err, OSError) else err}"
+        return _JobResult(job.name, frames_tracked, 0, time.perf_counter() - start, msg, True, tuple(skipped))
     except Exception as err:  # noqa: BLE001 - reported as one line by main(), never a traceback
         msg = f"{job.name}: unexpected {type(err).__name__}: {err}"
-        return _JobResult(job.name, frames_tracked, 0, time.perf_counter() - start, msg, False)
-    return _JobResult(job.name, frames_tracked, lines, time.perf_counter() - start)
+        return _JobResult(job.name, frames_tracked, 0, time.perf_counter() - start, msg, False, tuple(skipped))
+    return _JobResult(
+        job.name, frames_tracked, lines, time.perf_counter() - start, None, False, tuple(skipped), nbytes, digest
+    )
+
+
+def _os_message(err: OSError) -> str:
+    """One line for an OSError: ``<file>: <reason>`` (the file is what users need to act)."""
+    reason = err.strerror or str(err)
+    if err.filename is not None:
+        return f"{err.filename}: {reason}"
+    return reason
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -344,6 +386,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--gmc-method", choices=("sparse", "ecc"), default="sparse", help="camera-motion method (--tracker gmc)"
+    )
+    p.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="--tracker motion|gmc: track a truncated or unreadable image's frame without motion (warned) instead "
+        "of stopping",
     )
     p.add_argument("--sequences", nargs="+", metavar="NAME", default=None, help="only these sequences")
     p.add_argument(
@@ -473,38 +521,224 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
                 box_filter=box_filter,
                 skip_empty=bool(args.skip_empty_frames),
                 decimals=args.decimals,
+                skip_bad_frames=bool(args.skip_bad_frames),
             )
         )
     return jobs, entries
 
 
-def _run_jobs(jobs: list[_Job], workers: int) -> list[_JobResult]:
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt (so no ``except Exception`` swallows it)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Worker thread: end the worker as soon as the main process is gone (SIGKILL leaves no chance to tell it)."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.1)
+    os._exit(1)  # what it was writing stays a .partial file, never a published result
+
+
+def _init_worker(parent_pid: int) -> None:
+    # Ctrl-C goes to the whole process group: only the main process handles it (it terminates the workers)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+
+
+def _run_jobs(jobs: list[_Job], workers: int, on_done: Callable[[_JobResult], None] | None = None) -> list[_JobResult]:
+    """Track every job; stop at the first failure. ``on_done`` sees each result as it arrives.
+
+    With several workers, the jobs run in spawned processes that ignore SIGINT and end when the main process dies.
+    On the first failure, Ctrl-C or SIGTERM, queued jobs are dropped and running workers are terminated; their
+    result files stay ``.partial``.
+    """
     from tqdm import tqdm
 
     total = sum(j.seq_length for j in jobs)
     results: list[_JobResult] = []
     with tqdm(total=total, unit="frame", file=sys.stderr, disable=None, desc="tracking") as bar:
+
+        def done(job: _JobResult, length: int) -> bool:
+            bar.update(length)
+            results.append(job)
+            if on_done is not None:
+                on_done(job)
+            return job.error is None
+
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                res = _track_sequence(job)
-                bar.update(job.seq_length)
-                results.append(res)
-                if res.error:
+                if not done(_track_sequence(job), job.seq_length):
                     break
             return results
         ctx = multiprocessing.get_context("spawn")
         order = sorted(jobs, key=lambda j: -j.frames.size)
-        with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-            futures = {pool.submit(_track_sequence, job): job for job in order}
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        )
+        futures: dict[cf.Future[_JobResult], _Job] = {}
+        ok = False
+        try:
+            # Workers are spawned while jobs are submitted. SIG_IGN (unlike a Python handler) survives exec, so
+            # they start with SIGINT ignored: a Ctrl-C during their start-up prints nothing there.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _in_main_thread() else None
+            try:
+                futures = {pool.submit(_track_sequence, job): job for job in order}
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+            ok = True
             for fut in cf.as_completed(futures):
-                res = fut.result()
-                bar.update(futures[fut].seq_length)
-                results.append(res)
-                if res.error:
-                    for other in futures:
-                        other.cancel()
+                try:
+                    res = fut.result()
+                except cf.process.BrokenProcessPool as err:  # a worker was killed (OOM killer, signal...)
+                    job = futures[fut]
+                    res = _JobResult(job.name, 0, 0, 0.0, f"{job.name}: worker process died ({err})", False)
+                if not done(res, futures[fut].seq_length):
+                    ok = False
                     break
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if not ok:  # a failure, Ctrl-C or SIGTERM: drop queued work and stop the running workers
+                for fut in futures:
+                    fut.cancel()
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(Exception):
+                        proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
     return results
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _OutputFolder:
+    """The result folder of one run: locked against other runs, cleared of stale outputs, with a run record.
+
+    On entry: create the folder, take an exclusive lock on ``OUT_DIR/.mmtrack-eval.lock`` (another run holding it
+    is a user error), check that the metrics path can be written, remove the outputs this run will produce again
+    (the metrics JSON, the run record, the sequences' result and ``.partial`` files), and write a run record
+    ``run.json`` with status ``running``. During the run :meth:`record` adds each finished sequence (size and
+    sha256); on exit the status becomes ``complete``, ``failed`` or ``interrupted``.
+    """
+
+    LOCK_NAME = ".mmtrack-eval.lock"
+
+    def __init__(self, out_dir: Path, json_path: Path, names: list[str], settings: dict[str, Any]) -> None:
+        self.out_dir = out_dir
+        self.json_path = json_path
+        self.names = names
+        self.run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        self.record_data: dict[str, Any] = {
+            "tool": "mmtrack-eval",
+            "run_id": self.run_id,
+            "status": "running",
+            "pid": os.getpid(),
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": settings,
+            "sequences": {},
+        }
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> _OutputFolder:
+        from .mot_io import PARTIAL_SUFFIX, RUN_MANIFEST
+
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise UserError(f"--output: {self.out_dir} exists and is not a folder")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            if self.json_path.is_dir():
+                raise UserError(f"--json: {self.json_path} is a folder (expected a file path)")
+            self.json_path.parent.mkdir(parents=True, exist_ok=True)
+            stale = [self.json_path, self.out_dir / "metrics.json", self.out_dir / RUN_MANIFEST]
+            for name in self.names:
+                stale += [self.out_dir / f"{name}.txt", self.out_dir / f"{name}.txt{PARTIAL_SUFFIX}"]
+            for path in stale:
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+            self._save()
+            self._probe(self.json_path.parent)
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no advisory locks, run unguarded
+            return
+        path = self.out_dir / self.LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise UserError(
+                f"--output: {self.out_dir} is in use by another mmtrack-eval run (pid {holder}); "
+                "wait for it to finish or choose another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    @staticmethod
+    def _probe(folder: Path) -> None:
+        """Fail now, not after an hour of tracking, if ``folder`` cannot take a new file."""
+        probe = folder / f".mmtrack-eval-probe-{os.getpid()}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.close(fd)
+        os.unlink(probe)
+
+    def _save(self) -> None:
+        from .mot_io import RUN_MANIFEST, write_text_atomic
+
+        write_text_atomic(self.out_dir / RUN_MANIFEST, json.dumps(self.record_data, indent=2) + "\n")
+
+    def record(self, res: _JobResult) -> None:
+        """Add a finished sequence to the run record (failed ones are not recorded as complete)."""
+        if res.error is None:
+            self.record_data["sequences"][res.name] = {
+                "file": f"{res.name}.txt",
+                "status": "complete",
+                "lines": res.lines,
+                "bytes": res.size,
+                "sha256": res.sha256,
+            }
+            self._save()
+
+    def write_metrics(self, summary: dict[str, Any]) -> None:
+        from .mot_io import write_text_atomic
+
+        write_text_atomic(self.json_path, json.dumps(dict(summary, run_id=self.run_id), indent=2) + "\n")
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.record_data["status"] = status
+        if error is not None:
+            self.record_data["error"] = error
+        self._save()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc_type is not None and self.record_data["status"] == "running":
+                status = "interrupted" if issubclass(exc_type, (KeyboardInterrupt, _Terminated)) else "failed"
+                with contextlib.suppress(OSError):
+                    self.finish(status, None if exc is None else str(exc) or type(exc).__name__)
+        finally:
+            self._unlock()
 
 
 def _fmt(value: float | int) -> str:
@@ -540,63 +774,73 @@ def _run(argv: Sequence[str] | None) -> int:
     out_dir = Path(args.output) if args.output else Path("out") / args.tracker
     json_path = Path(args.json) if args.json else out_dir / "metrics.json"
     jobs, entries = _prepare_jobs(args, fmt, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    t0 = time.perf_counter()
-    results = _run_jobs(jobs, args.workers)
-    track_s = time.perf_counter() - t0
-    failed = next((r for r in results if r.error), None)
-    if failed is not None:
-        if failed.user_error:
-            raise UserError(failed.error)
-        print(f"mmtrack-eval: error: {failed.error}", file=sys.stderr)
-        return 1
-    frames = sum(r.frames_tracked for r in results)
-    print(
-        f"tracked {len(results)} sequence(s), {frames} frames in {track_s:.1f} s -> {out_dir}",
-        file=sys.stderr,
-    )
-
-    with_gt = [e.name for e in entries if e.gt_path is not None]
-    summary: dict[str, Any] = {
-        "tool": "mmtrack-eval",
+    settings = {
         "data_dir": str(data_dir),
         "format": fmt,
         "tracker": args.tracker,
-        "settings": {
-            "track_thresh": args.track_thresh,
-            "match_thresh": args.match_thresh,
-            "track_buffer": args.track_buffer,
-            "box_filter": jobs[0].box_filter,
-            "skip_empty_frames": bool(args.skip_empty_frames),
-            "decimals": args.decimals,
-            "motion_source": args.motion_source or (_DEFAULT_MOTION_SOURCE if args.tracker == "motion" else None),
-            "motion_weights": args.motion_weights,
-            "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
-            "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
-            "workers": args.workers,
-        },
-        "timing": {"tracking_s": track_s, "frames_tracked": frames},
+        "sequences": [j.name for j in jobs],
+        "track_thresh": args.track_thresh,
+        "match_thresh": args.match_thresh,
+        "track_buffer": args.track_buffer,
+        "box_filter": jobs[0].box_filter,
+        "skip_empty_frames": bool(args.skip_empty_frames),
+        "skip_bad_frames": bool(args.skip_bad_frames),
+        "decimals": args.decimals,
+        "variant": args.variant,
+        "motion_source": args.motion_source or (_DEFAULT_MOTION_SOURCE if args.tracker == "motion" else None),
+        "motion_weights": args.motion_weights,
+        "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
+        "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
+        "workers": args.workers,
     }
-    if not with_gt:
-        print("mmtrack-eval: no ground truth found; results written, nothing evaluated", file=sys.stderr)
-        result = None
-    else:
-        t1 = time.perf_counter()
-        result = _evaluate(fmt, data_dir, out_dir, with_gt, args.variant)
-        summary["timing"]["evaluation_s"] = time.perf_counter() - t1
-        summary.update(result.to_dict())
-        rows = [(name, result.sequences[name]) for name in with_gt if name in result.sequences]
-        if result.classes:
-            rows += [(f"[{c}]", m) for c, m in result.classes.items()]
-            if result.class_average is not None:
-                rows.append(("CLASS_AVERAGE", result.class_average))
-        rows.append(("COMBINED", result.combined))
-        from .evaluation import HEADLINE_METRICS
+    with _OutputFolder(out_dir, json_path, [j.name for j in jobs], settings) as folder:
+        t0 = time.perf_counter()
+        results = _run_jobs(jobs, args.workers, on_done=folder.record)
+        track_s = time.perf_counter() - t0
+        for res in results:
+            for msg in res.skipped:
+                print(f"mmtrack-eval: warning: skipped unreadable frame: {msg}", file=sys.stderr)
+        failed = next((r for r in results if r.error), None)
+        if failed is not None:
+            assert failed.error is not None
+            folder.finish("failed", failed.error)
+            if failed.user_error:
+                raise UserError(failed.error)
+            print(f"mmtrack-eval: error: {failed.error}", file=sys.stderr)
+            return 1
+        frames = sum(r.frames_tracked for r in results)
+        print(
+            f"tracked {len(results)} sequence(s), {frames} frames in {track_s:.1f} s -> {out_dir}",
+            file=sys.stderr,
+        )
 
-        print(_table(rows, HEADLINE_METRICS))
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        with_gt = [e.name for e in entries if e.gt_path is not None]
+        summary: dict[str, Any] = {
+            "tool": "mmtrack-eval",
+            "data_dir": str(data_dir),
+            "format": fmt,
+            "tracker": args.tracker,
+            "settings": {k: v for k, v in settings.items() if k not in ("data_dir", "format", "tracker")},
+            "timing": {"tracking_s": track_s, "frames_tracked": frames},
+        }
+        if not with_gt:
+            print("mmtrack-eval: no ground truth found; results written, nothing evaluated", file=sys.stderr)
+        else:
+            t1 = time.perf_counter()
+            result = _evaluate(fmt, data_dir, out_dir, with_gt, args.variant)
+            summary["timing"]["evaluation_s"] = time.perf_counter() - t1
+            summary.update(result.to_dict())
+            rows = [(name, result.sequences[name]) for name in with_gt if name in result.sequences]
+            if result.classes:
+                rows += [(f"[{c}]", m) for c, m in result.classes.items()]
+                if result.class_average is not None:
+                    rows.append(("CLASS_AVERAGE", result.class_average))
+            rows.append(("COMBINED", result.combined))
+            from .evaluation import HEADLINE_METRICS
+
+            print(_table(rows, HEADLINE_METRICS))
+        folder.write_metrics(summary)
+        folder.finish("complete")
     return 0
 
 
@@ -613,6 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["/no/such/folder"])  # doctest: +SKIP
         2
     """
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
     try:
         return _run(argv)
     except SystemExit as exc:  # --help / --version
@@ -620,18 +865,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"mmtrack-eval: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except (ValueError, ImportError) as err:
         print(f"mmtrack-eval: error: {err}", file=sys.stderr)
         return 2
-    except ImportError as err:
-        print(f"mmtrack-eval: error: {err}", file=sys.stderr)
+    except OSError as err:  # a missing input, an unwritable output folder, a full disk...
+        print(f"mmtrack-eval: error: {_os_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mmtrack-eval: interrupted", file=sys.stderr)
+        print(
+            "mmtrack-eval: interrupted; finished sequences are complete, unfinished ones are .partial", file=sys.stderr
+        )
         return 130
+    except _Terminated:
+        print(
+            "mmtrack-eval: terminated; finished sequences are complete, unfinished ones are .partial", file=sys.stderr
+        )
+        return 143
     except Exception as err:  # noqa: BLE001 - a CLI reports, it does not dump tracebacks
         print(f"mmtrack-eval: error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

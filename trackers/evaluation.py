@@ -32,7 +32,6 @@ import contextlib
 import io
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from .mot_io import (
     DatasetFormat,
     MotRecords,
     SequenceEntry,
+    check_result_complete,
     discover_sequences,
     read_mot_gt,
     read_mot_results,
@@ -56,6 +56,7 @@ from .mot_io import (
     resolve_info,
     resolve_mot_variant,
 )
+from .mot_io.parsing import parse_table
 
 __all__ = [
     "HEADLINE_METRICS",
@@ -206,12 +207,19 @@ class EvaluationResult:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _write_canonical(src: Path, dst: Path, allowed: Sequence[int]) -> None:
+    """Copy a gt / result table for TrackEval in the one layout it reads without surprises.
+
+    Our readers accept more than TrackEval's text loader (blank lines, whitespace separators, a BOM, a trailing
+    comma); rather than let such a file fail inside TrackEval with no line number, TrackEval gets a canonical copy:
+    every row as read, comma-separated, frame and id as integers and every other value as the shortest text that
+    parses back to the same float64, so TrackEval sees exactly the numbers we validated.
+    """
+    data, _, _ = parse_table(src, allowed)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.symlink(src.resolve(), dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    with open(dst, "w", encoding="ascii", newline="\n") as fh:
+        for row in data.tolist():
+            fh.write(f"{int(row[0])},{int(row[1])}," + ",".join(map(repr, row[2:])) + "\n")
 
 
 def _sequences_with_gt(
@@ -295,9 +303,12 @@ def evaluate_mot_challenge(
         else:
             raise FileNotFoundError(f"{e.root / 'seqinfo.ini'}: seqinfo.ini not found (needed for the sequence length)")
         _check_result_frames(gt, gt_path, length, "gt")
-        res_path = res_dir / f"{e.name}.txt"
-        _check_result_frames(read_mot_results(res_path), res_path, length, "seqinfo.ini seqLength")
-        seq_info[e.name] = length
+        res_path = check_result_complete(res_dir, e.name)
+        res = read_mot_results(res_path)
+        _check_result_frames(res, res_path, length, "seqinfo.ini seqLength")
+        # Frames after the last gt / result row add nothing to any metric; TrackEval still allocates per frame,
+        # so a seqLength of millions would exhaust memory for nothing.
+        seq_info[e.name] = max(1, min(length, max(gt.max_frame, res.max_frame)))
     kinds = sorted(set(benchmarks.values()))
     if len(kinds) > 1:
         detail = ", ".join(f"{s}: {b}" for s, b in benchmarks.items())
@@ -307,10 +318,10 @@ def evaluate_mot_challenge(
     with tempfile.TemporaryDirectory(prefix="mmtrack-eval-") as tmp:
         t = Path(tmp)
         for e, gt_path in entries:
-            _link_or_copy(gt_path, t / "gt" / e.name / "gt" / "gt.txt")
-            if e.seqinfo_path is not None:
-                _link_or_copy(e.seqinfo_path, t / "gt" / e.name / "seqinfo.ini")
-            _link_or_copy(res_dir / f"{e.name}.txt", t / "trackers" / "tracker" / "data" / f"{e.name}.txt")
+            _write_canonical(gt_path, t / "gt" / e.name / "gt" / "gt.txt", (9, 10))
+            _write_canonical(
+                res_dir / f"{e.name}.txt", t / "trackers" / "tracker" / "data" / f"{e.name}.txt", (6, 7, 8, 9, 10)
+            )
         dataset_config = {
             "GT_FOLDER": str(t / "gt"),
             "TRACKERS_FOLDER": str(t / "trackers"),
@@ -438,6 +449,8 @@ def _sequence_data(trackeval: ModuleType, gt: MotRecords, res: MotRecords, num_t
     tr_u, tr_ids = np.unique(res.ids, return_inverse=True)
     gt_sl, tr_sl = gt.frame_slices(), res.frame_slices()
     empty = slice(0, 0)
+    # Frames after the last gt / result row add nothing to any metric: a huge sequence length costs no memory.
+    num_timesteps = max(1, min(num_timesteps, max(gt.max_frame, res.max_frame)))
     data: dict[str, Any] = {k: [] for k in ("gt_ids", "tracker_ids", "gt_dets", "tracker_dets", "similarity_scores")}
     data["tracker_confidences"] = []
     for t in range(num_timesteps):
@@ -665,7 +678,7 @@ def evaluate_visdrone(
     prepared: dict[str, dict[str, tuple[MotRecords, MotRecords, int]]] = {}
     for e, gt_path in entries:
         gt = read_visdrone(gt_path, "annotations")
-        res = read_visdrone(res_dir / f"{e.name}.txt", "results")
+        res = read_visdrone(check_result_complete(res_dir, e.name), "results")
         w, h = _image_size(e, [gt, res], image_sizes)
         prepared[e.name] = prepare_visdrone_sequence(gt, res, w, h, classes)
     return _evaluate_prepared(trackeval, prepared, "VisDrone")
@@ -707,7 +720,7 @@ def evaluate_uavdt(
     prepared: dict[str, dict[str, tuple[MotRecords, MotRecords, int]]] = {}
     for e, gt_path in entries:
         gt = read_uavdt_gt(gt_path)
-        res_path = res_dir / f"{e.name}.txt"
+        res_path = check_result_complete(res_dir, e.name)
         res = read_mot_results(res_path)
         ignore = read_uavdt_ignore(e.ignore_path) if e.ignore_path is not None else None
         explicit = (seq_lengths or {}).get(e.name)

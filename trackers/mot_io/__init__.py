@@ -52,6 +52,7 @@ from .formats import (
     read_visdrone,
     resolve_mot_variant,
 )
+from .manifest import RUN_MANIFEST, check_result_complete, file_digest, read_manifest
 from .parsing import MAX_COORD, MAX_FRAME, MAX_ID, MAX_VALUE, require_regular_file
 from .records import DatasetFormat, MotRecords, PathLike, ResultLayout, _records_from_arrays
 from .seqinfo import SequenceInfo, read_seqinfo, write_seqinfo
@@ -64,6 +65,7 @@ __all__ = [
     "MAX_VALUE",
     "MOT_VARIANTS",
     "PARTIAL_SUFFIX",
+    "RUN_MANIFEST",
     "VISDRONE_CATEGORIES",
     "DatasetFormat",
     "MotRecords",
@@ -73,10 +75,13 @@ __all__ = [
     "SequenceEntry",
     "SequenceInfo",
     "_records_from_arrays",
+    "check_result_complete",
     "detect_format",
     "discover_sequences",
+    "file_digest",
     "read_mot_detections",
     "read_mot_gt",
+    "read_manifest",
     "read_mot_results",
     "read_seqinfo",
     "read_uavdt_gt",
