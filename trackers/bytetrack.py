@@ -45,6 +45,7 @@ import numpy as np
 from trackers.kalman import KalmanFilterXYAH
 from trackers.matching import fuse_score as _fuse_score
 from trackers.matching import iou_matrix, linear_assignment
+from trackers.mot_io.parsing import MAX_COORD
 
 __all__ = ["ByteTracker", "Tracks"]
 
@@ -54,6 +55,7 @@ def _indices(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask).nonzero()[0]
 
 
+_MAX_SCORE = 1e15  # keeps 1 - IoU * score finite
 _TRACKED = 1
 _LOST = 2
 _REMOVED = 3
@@ -112,6 +114,12 @@ def _validate_detections(
     if not np.isfinite(boxes).all():
         row = int(_indices(~np.isfinite(boxes).all(axis=1))[0])
         raise ValueError(f"boxes_xyxy: expected finite values, got {boxes[row].tolist()} at row {row}")
+    far = (np.abs(boxes) > MAX_COORD).any(axis=1)
+    if far.any():
+        row = int(_indices(far)[0])
+        raise ValueError(
+            f"boxes_xyxy: expected coordinates within +-{MAX_COORD:g} pixels, got {boxes[row].tolist()} at row {row}"
+        )
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bad.any():
         row = int(_indices(bad)[0])
@@ -128,6 +136,9 @@ def _validate_detections(
     if not np.isfinite(sc).all():
         row = int(_indices(~np.isfinite(sc))[0])
         raise ValueError(f"scores: expected finite values, got {sc[row]} at index {row}")
+    if (np.abs(sc) > _MAX_SCORE).any():
+        row = int(_indices(np.abs(sc) > _MAX_SCORE)[0])
+        raise ValueError(f"scores: expected |score| <= {_MAX_SCORE:g}, got {sc[row]} at index {row}")
 
     if classes is None:
         cl = np.full(n, -1, dtype=np.int64)
@@ -281,6 +292,12 @@ class ByteTracker:
         self._in_removed = self._in_removed[rows]
         self._det = self._det[rows]
 
+    def _pools(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the stage-1 pool (confirmed tracked, then lost) and of the unconfirmed tracks."""
+        nt = self._n_tracked
+        act = self._activated[:nt]
+        return np.concatenate([_indices(act), np.arange(nt, self._ids.shape[0])]), _indices(~act)
+
     # ------------------------------------------------------------------ hooks
     def _predict(self, pool: np.ndarray, unconfirmed: np.ndarray) -> None:
         """Kalman-predict the stage-1 pool in place (official ``STrack.multi_predict``)."""
@@ -313,7 +330,8 @@ class ByteTracker:
         """Advance the tracker by one frame.
 
         Args:
-            boxes_xyxy: detections, shape (N, 4), xyxy pixels, finite, ``x2 >= x1`` and ``y2 >= y1``; N may be 0.
+            boxes_xyxy: detections, shape (N, 4), xyxy pixels, finite and within +-1e7, ``x2 >= x1`` and
+                ``y2 >= y1``; N may be 0.
                 Zero-height boxes cannot be represented by the (cx, cy, w/h, h) state and are ignored
                 (with a warning).
             scores: detection scores, shape (N,), finite.
@@ -356,9 +374,7 @@ class ByteTracker:
 
         nt = self._n_tracked
         total = self._ids.shape[0]
-        act = self._activated[:nt]
-        unconfirmed = _indices(~act)
-        pool = np.concatenate([_indices(act), np.arange(nt, total)])
+        pool, unconfirmed = self._pools()
 
         # Step 2: first association, high detections vs tracked + lost (predicted).
         self._predict(pool, unconfirmed)

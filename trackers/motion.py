@@ -242,6 +242,7 @@ class MotionTracker(ByteTracker):
         self.move_lost = bool(move_lost)
         self._prev_frame: np.ndarray | None = None
         self._frame: np.ndarray | None = None
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None
         super().__init__(
             track_thresh,
             match_thresh,
@@ -289,15 +290,28 @@ class MotionTracker(ByteTracker):
         Raises:
             ValueError: invalid detections, or the motion source returned a wrong shape or infinite values.
             TypeError: ``frame`` is not a numpy array or None.
+
+        If this raises (bad input, or the motion source raising or answering a wrong shape), the tracker is left
+        exactly as it was: ``frame_id``, the tracks and the cached previous frame are unchanged.
         """
         boxes, sc, cl = _validate_detections(boxes_xyxy, scores, classes)
         if frame is not None and not isinstance(frame, np.ndarray):
             raise TypeError(f"frame: expected a numpy array or None, got {type(frame).__name__}")
+        # Ask the motion source first: if it fails (or answers nonsense), no state has changed yet, so the frame
+        # counter, the tracks and the cached previous frame are exactly as before this call.
+        pool, unconfirmed = self._pools()
+        moved = np.arange(pool.size) if self.move_lost else _indices(self._state[pool] == _TRACKED)
+        query = np.concatenate([pool[moved], unconfirmed])
         self._frame = frame
+        try:
+            d = self._displacements(_xyah_to_xyxy(self._mean[query, :4]))
+        finally:
+            self._frame = None
+        self._pending = (moved, d)
         try:
             out = self._step(boxes, sc, cl)
         finally:
-            self._frame = None
+            self._pending = None
         # A copy: callers often reuse one buffer for every decoded frame.
         self._prev_frame = None if frame is None else frame.copy()
         return out
@@ -323,10 +337,10 @@ class MotionTracker(ByteTracker):
         return d
 
     def _predict(self, pool: np.ndarray, unconfirmed: np.ndarray) -> None:
+        if self._pending is None:  # only reachable through ByteTracker.update, which MotionTracker overrides
+            raise RuntimeError("MotionTracker: _step called without the motion source's displacements")
+        moved, d = self._pending
         tracked = self._state[pool] == _TRACKED
-        moved = np.arange(pool.size) if self.move_lost else _indices(tracked)
-        query = np.concatenate([pool[moved], unconfirmed])
-        d = self._displacements(_xyah_to_xyxy(self._mean[query, :4]))
         d_pool, d_unconf = d[: moved.size], d[moved.size :]
 
         if pool.size:
