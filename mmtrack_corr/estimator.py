@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -275,7 +276,9 @@ class MotionEstimator:
             raise ValueError(f"cur_bgr: expected the size of prev_bgr {prev.shape[:2]}, got {cur.shape[:2]}")
         return prev, cur
 
-    def _read_boxes(self, out: MotionOutput, boxes: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    def _read_boxes(
+        self, out: MotionOutput, boxes: np.ndarray, frame_hw: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         height, width = frame_hw
         wh, ww = self.working_size_for(height, width)
         sx, sy = width / ww, height / wh
@@ -283,19 +286,34 @@ class MotionEstimator:
         clipped[:, 0::2] = clipped[:, 0::2].clip(0.0, width)
         clipped[:, 1::2] = clipped[:, 1::2].clip(0.0, height)
         work = torch.from_numpy(clipped / np.array([sx, sy, sx, sy]))
-        field = out.flow[0]
-        if self.uncertainty_thresh is not None:
-            field = torch.cat([field, out.log_scale[0].exp().expand(2, -1, -1)], dim=0)
+        field = torch.cat([out.flow[0], out.log_scale[0].exp().expand(2, -1, -1)], dim=0)
         values = box_mean(field, work, out.stride).cpu().numpy()
         scale = np.array([sx, sy])
         disp = values[:, :2] * scale
+        sigma = (values[:, 2:4] * scale).max(axis=1)
         if self.uncertainty_thresh is not None:
-            sigma = (values[:, 2:4] * scale).max(axis=1)
             disp[sigma > self.uncertainty_thresh] = np.nan
-        return disp
+        return disp, sigma
 
     # ------------------------------------------------------------------------------------------------ public
-    def box_displacements(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+    @overload
+    def box_displacements(
+        self,
+        prev_bgr: np.ndarray,
+        cur_bgr: np.ndarray,
+        boxes_xyxy: np.ndarray,
+        *,
+        return_uncertainty: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def box_displacements(
+        self, prev_bgr: np.ndarray, cur_bgr: np.ndarray, boxes_xyxy: np.ndarray, *, return_uncertainty: Literal[True]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def box_displacements(
+        self, prev_bgr: np.ndarray, cur_bgr: np.ndarray, boxes_xyxy: np.ndarray, *, return_uncertainty: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Displacement of each box from ``prev_bgr`` to ``cur_bgr``: the box average of the dense motion.
 
         Boxes are clipped to the frame first; a box wholly outside it (or too small to contain a motion cell)
@@ -305,10 +323,13 @@ class MotionEstimator:
             prev_bgr: previous frame, uint8 (H, W, 3) BGR.
             cur_bgr: current frame, same size.
             boxes_xyxy: boxes in ``prev_bgr``, shape (N, 4), xyxy pixels; N may be 0.
+            return_uncertainty: also return each box's predicted uncertainty.
 
         Returns:
             (N, 2) float64 ``(dx, dy)`` in pixels of the given frames; NaN rows where the predicted uncertainty
-            exceeds ``uncertainty_thresh``.
+            exceeds ``uncertainty_thresh``. With ``return_uncertainty``, a pair ``(displacements, sigma)``, sigma
+            (N,) float64: the box average of the Laplace scale b in frame pixels, the larger of the two axes (the
+            quantity ``uncertainty_thresh`` is compared with).
 
         Raises:
             TypeError: a frame is not a numpy array; boxes are not numeric.
@@ -325,9 +346,10 @@ class MotionEstimator:
         boxes = _check_boxes(boxes_xyxy)
         with torch.inference_mode():
             if boxes.shape[0] == 0:
-                return np.zeros((0, 2))
-            out = self._motion(prev, cur)
-            return self._read_boxes(out, boxes, prev.shape[:2])
+                disp, sigma = np.zeros((0, 2)), np.zeros(0)
+            else:
+                disp, sigma = self._read_boxes(self._motion(prev, cur), boxes, prev.shape[:2])
+        return (disp, sigma) if return_uncertainty else disp
 
     def dense(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> np.ndarray:
         """Dense motion from ``prev_bgr`` to ``cur_bgr`` at every pixel of the given frames.
@@ -401,7 +423,7 @@ class MotionEstimator:
             if boxes.shape[0] == 0:
                 self._features(cur)
                 return np.zeros((0, 2))
-            return self._read_boxes(self._motion(prev, cur), boxes, prev.shape[:2])
+            return self._read_boxes(self._motion(prev, cur), boxes, prev.shape[:2])[0]
 
     def __repr__(self) -> str:
         return (

@@ -114,6 +114,9 @@ def test_uncertainty_threshold_flags_boxes() -> None:
     assert np.isfinite(flagged[0]).all() and np.isnan(flagged[1]).all()
     assert np.isfinite(MotionEstimator(model, uncertainty_thresh=None).box_displacements(a, b, boxes)).all()
     assert np.isfinite(MotionEstimator(model, uncertainty_thresh=5.0).box_displacements(a, b, boxes)).all()
+    disp, sigma = MotionEstimator(model, uncertainty_thresh=2.0).box_displacements(a, b, boxes, return_uncertainty=True)
+    assert np.isnan(disp[1]).all() and sigma[0] < 0.1 and sigma[1] == pytest.approx(4.0)
+    assert MotionEstimator(model).box_displacements(a, b, [], return_uncertainty=True)[1].shape == (0,)
     unc = MotionEstimator(model).uncertainty(a, b)
     assert unc.shape == (2, 96, 160) and unc[:, :, -1].min() == pytest.approx(4.0)
 
