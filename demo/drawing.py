@@ -67,7 +67,7 @@ class TrackPainter:
     Args:
         trail_frames: centres kept per id for its trail.
         arrow_scale: motion arrows are drawn this many times longer than the displacement (small per-frame motion
-            would otherwise be invisible).
+            would otherwise be invisible), at most an eighth of the image's shorter side.
         overlay_alpha: weight of the motion colour overlay when a field is given.
 
     Example:
@@ -77,7 +77,7 @@ class TrackPainter:
         (64, 64, 3)
     """
 
-    def __init__(self, trail_frames: int = 20, arrow_scale: float = 3.0, overlay_alpha: float = 0.45) -> None:
+    def __init__(self, trail_frames: int = 12, arrow_scale: float = 3.0, overlay_alpha: float = 0.45) -> None:
         if trail_frames < 0:
             raise ValueError(f"trail_frames: expected an int >= 0, got {trail_frames!r}")
         self.trail_frames = int(trail_frames)
@@ -124,6 +124,7 @@ class TrackPainter:
         ids = np.asarray(ids).reshape(-1)
         h, w = out.shape[:2]
         thick = max(1, round(min(h, w) / 300))
+        max_arrow = min(h, w) / 8.0
         for k in range(ids.shape[0]):
             tid = int(ids[k])
             col = id_color(tid)
@@ -137,7 +138,10 @@ class TrackPainter:
             cv2.rectangle(out, (x1, y1), (x2, y2), col, thick + 1)
             if motion is not None and np.isfinite(motion[k]).all():
                 dx, dy = motion[k] * self.arrow_scale
-                if dx * dx + dy * dy >= 4.0:
+                length = float(np.hypot(dx, dy))
+                if length > max_arrow:  # fast motion: keep the direction, bound the length
+                    dx, dy = dx * max_arrow / length, dy * max_arrow / length
+                if length >= 2.0:
                     tip = (int(round(cx + dx)), int(round(cy + dy)))
                     cv2.arrowedLine(out, (cx, cy), tip, (255, 255, 255), thick + 2, cv2.LINE_AA, tipLength=0.3)
                     cv2.arrowedLine(out, (cx, cy), tip, col, thick, cv2.LINE_AA, tipLength=0.3)
