@@ -117,10 +117,33 @@ def photo_path(name: str) -> str:
     raise ValueError(f"name: expected one of {', '.join(TRAIN_PHOTOS + HELDOUT_PHOTOS)}, got {name!r}")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _without_icc_profile(data: bytes) -> bytes:
+    """Drop a PNG's iCCP chunk (page.png's is malformed and makes libpng print a warning on every load)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    out, pos = [data[:8]], 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 12 + length
+        if data[pos + 4 : pos + 8] != b"iCCP":
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
 @functools.cache
 def _load_cached(name: str) -> np.ndarray:
     path = photo_path(name)
-    image = cv2.imread(path, cv2.IMREAD_COLOR)  # grayscale files come back as 3 equal channels
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        data = b""
+    # grayscale files come back as 3 equal channels
+    image = cv2.imdecode(np.frombuffer(_without_icc_profile(data), np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise FileNotFoundError(f"{path}: cannot read photograph {name!r} (is the package installation complete?)")
     if name in _CROPS:

@@ -52,6 +52,7 @@ from mmtrack_corr.synthetic import (
 )
 from mmtrack_corr.synthetic_photometric import ColorState, photometric_frame, random_color, resolve_photometric
 from mmtrack_corr.synthetic_render import (
+    Layer,
     Sprite,
     apply_h,
     make_sprite,
@@ -115,6 +116,16 @@ class _Track:
         return translation(*self.pos) @ similarity(angle, self.scale) @ translation(-scx, -scy)
 
 
+# a clean rendered frame: image, (labels, mixed, layers), sprites, frame poses, ids
+_Rendered = tuple[
+    np.ndarray,
+    tuple[np.ndarray, NDArray[np.bool_], list[Layer | None]],
+    list[Sprite],
+    list[FloatArray],
+    NDArray[np.int64],
+]
+
+
 def _smooth_signal(rng: np.random.Generator, n: int) -> FloatArray:
     """Sum of two sinusoids with random periods (40-240 frames) and phases, in [-1, 1]."""
     t = np.arange(n + 1, dtype=np.float64)
@@ -170,6 +181,7 @@ class SyntheticSequence:
         self._effects = effects
         self._colors = colors
         self._frame_seed = frame_seed
+        self._by_id = {tr.id: tr for tr in tracks}
         self._period = np.array([2.0 * (world.shape[1] - 1), 2.0 * (world.shape[0] - 1)])
 
     def __len__(self) -> int:
@@ -195,7 +207,7 @@ class SyntheticSequence:
         t = self._check_frame(frame, self.n_frames - 1) - 1
         return np.linalg.inv(self._views[t + 1]) @ self._views[t]
 
-    def _clean(self, index: int) -> tuple[np.ndarray, tuple[np.ndarray, NDArray[np.bool_], list], list, list, NDArray]:
+    def _clean(self, index: int) -> _Rendered:
         sprites, poses, ids = self._scene(index)
         # the ground is periodic (mirrored plane): render it through the view moved back by whole periods, which
         # keeps coordinates small without changing a pixel or any motion
@@ -253,20 +265,29 @@ class SyntheticSequence:
             ValueError: frame out of range.
         """
         t = self._check_frame(frame, self.n_frames - 1) - 1
-        image1, rendered1, sprites1, poses1, ids1 = self._clean(t)
-        image2, rendered2, _, _, _ = self._clean(t + 1)
-        # objects present in both frames (dropped/entering objects lie outside the view at the switch)
+        return self._pair(t, self._clean(t), self._clean(t + 1))
+
+    def pairs(self) -> Iterator[FramePair]:
+        """``pair(1)``, ``pair(2)``, ... ``pair(n_frames - 1)``, rendering each frame once."""
+        previous = self._clean(0)
+        for t in range(self.n_frames - 1):
+            current = self._clean(t + 1)
+            yield self._pair(t, previous, current)
+            previous = current
+
+    def _pair(self, t: int, first: _Rendered, second: _Rendered) -> FramePair:
+        image1, rendered1, sprites1, poses1, ids1 = first
+        image2, rendered2, _, _, _ = second
         inv2 = np.linalg.inv(self._views[t + 1])
-        by_id = {tr.id: tr for tr in self._tracks}
         poses2 = []
         for obj in ids1:
-            tr = by_id[int(obj)]
+            tr = self._by_id[int(obj)]
             k = t + 1 - tr.first
-            pose_world = tr.poses[k] if k < len(tr.poses) else tr.poses[-1]
-            poses2.append(inv2 @ pose_world)
+            # an object dropped at t + 1 lay far outside the view at t (no pixels, so no motion is read from it)
+            poses2.append(inv2 @ (tr.poses[k] if k < len(tr.poses) else tr.poses[-1]))
         return assemble_pair(
             (self._finish(t, image1), self._finish(t + 1, image2)),
-            np.linalg.inv(self._views[t + 1]) @ self._views[t],
+            inv2 @ self._views[t],
             sprites1,
             poses1,
             poses2,
