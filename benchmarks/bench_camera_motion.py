@@ -145,7 +145,7 @@ def _pictures(folder: Path, motion: str, args: argparse.Namespace, out_dir: Path
                     build_tracker(setup, frame_rate=info_fps), dense=setup.dense)  # fmt: skip
     painter = TrackPainter()
     wanted = {int(len(source.files) * f) for f in (0.3, 0.55, 0.8)}
-    paths = []
+    paths: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for r in pipe.run(source):
         flow = r.flow if r.frame == max(wanted) else None  # one picture with the dense-motion overlay
