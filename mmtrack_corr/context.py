@@ -11,6 +11,7 @@ map is permuted to channels-last before the reshape, so a sequence is one image 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -57,22 +58,24 @@ def _from_cols(y: Tensor, shape: torch.Size) -> Tensor:
 _MAX_LOG_DECAY = 60.0
 
 
-def selective_scan(x: Tensor, log_decay: Tensor, b: Tensor, c: Tensor) -> Tensor:
-    """Causal selective state-space scan (diagonal, Mamba-style) in a parallel, cumulative-sum form.
+def selective_scan(x: Tensor, log_decay: Tensor, b: Tensor, c: Tensor, reverse: bool = False) -> Tensor:
+    """Selective state-space scan (diagonal, Mamba-style) in a parallel form: no loop over positions.
 
     For every sequence and channel k it computes the recurrence ``h_t = exp(log_decay_t) * h_{t-1} + b_t * x_t``
-    (a state of size S per channel) and ``y_t = c_t . h_t`` without a loop over positions. Unrolled,
-    ``y_t = sum_{s <= t} (c_t . b_s) exp(L_t - L_s) x_s`` with ``L = cumsum(log_decay)``; the decay factors as
-    ``exp(L_t) * exp(-L_s)`` per channel, so the scan is one batched matrix product
-    ``y = exp(L) * (tril(c b^T) @ (exp(-L) * x))`` with a (T, T) matrix shared by all channels. This is exact; it is
-    numerically safe while ``-L_T`` stays below ~80 in float32 (the blocks bound it by 60, see
-    :class:`SelectiveScanBlock`). Computed in float32 whatever the input dtype.
+    (a state of size S per channel; ``h_{t+1}`` instead of ``h_{t-1}`` when ``reverse``) and ``y_t = c_t . h_t``.
+    Unrolled, ``y_t = sum_{s <= t} (c_t . b_s) exp(L_t - L_s) x_s`` with ``L = cumsum(log_decay)``; the decay factors
+    as ``exp(L_t) * exp(-L_s)`` per channel, so the scan is one batched matrix product
+    ``y = exp(L) * (tril(c b^T) @ (exp(-L) * x))`` with a (T, T) matrix shared by all channels (reverse: suffix sums
+    and ``triu``). This is exact; it is numerically safe while the total ``-sum(log_decay)`` of a sequence stays below
+    ~80 in float32 (the blocks bound it by 60, see :class:`SelectiveScanBlock`). Computed in float32 (float64 for
+    float64 inputs) whatever the input dtype.
 
     Args:
         x: inputs, shape (N, T, K): N sequences of length T, K channels.
         log_decay: per-step log decay (<= 0), shape (N, T, K).
         b: input projections, shape (N, T, S).
         c: output projections, shape (N, T, S).
+        reverse: scan from the end of the sequence to its start.
 
     Returns:
         Tensor of shape (N, T, K), dtype of ``x``.
@@ -83,9 +86,13 @@ def selective_scan(x: Tensor, log_decay: Tensor, b: Tensor, c: Tensor) -> Tensor
         torch.Size([2, 5, 3])
     """
     dtype = x.dtype
-    x, log_decay, b, c = x.float(), log_decay.float(), b.float(), c.float()
+    work = torch.promote_types(dtype, torch.float32)  # half precision would overflow exp(-cum)
+    x, log_decay, b, c = x.to(work), log_decay.to(work), b.to(work), c.to(work)
     cum = torch.cumsum(log_decay, dim=1)  # (N, T, K)
-    mixing = torch.tril(c @ b.transpose(1, 2))  # (N, T, T): [t, s] = c_t . b_s for s <= t
+    if reverse:  # suffix sums: sum_{r >= t} log_decay_r, so the decay from s back to t is exp(cum_t - cum_s)
+        cum = log_decay + cum[:, -1:] - cum
+    scores = c @ b.transpose(1, 2)  # (N, T, T): [t, s] = c_t . b_s
+    mixing = torch.triu(scores) if reverse else torch.tril(scores)
     y = torch.exp(cum) * (mixing @ (torch.exp(-cum) * x))
     return y.to(dtype)
 
@@ -98,8 +105,8 @@ class _BidirectionalScan(nn.Module):
         self.in_proj = nn.Linear(channels, 2 * channels)  # x and gate z
         self.dt_proj = nn.Linear(channels, 2 * channels)  # step sizes per channel and direction
         self.bc_proj = nn.Linear(channels, 4 * state)  # b and c per direction
-        # decay rates A = exp(a_log), spread over channels so some remember long and some short (Mamba's init)
-        self.a_log = nn.Parameter(torch.log(torch.linspace(0.25, 4.0, channels)).repeat(2))
+        # decay rates A = exp(a_log), log-spaced over channels: memories from ~1 step to ~100+ steps at dt ~ 0.7
+        self.a_log = nn.Parameter(torch.linspace(math.log(0.01), 0.0, channels).repeat(2))
         self.skip = nn.Parameter(torch.ones(channels))
         self.out_proj = nn.Linear(channels, channels)
 
@@ -107,13 +114,15 @@ class _BidirectionalScan(nn.Module):
         length = seq.shape[1]
         x, z = self.in_proj(seq).chunk(2, dim=-1)
         dt = F.softplus(self.dt_proj(seq))  # (N, T, 2C)
-        # per-step log-decay in [-60/T, 0]: the whole sequence decays by at most e^-60 (float32-safe scan)
-        log_decay = -(_MAX_LOG_DECAY / length) * torch.tanh(dt * torch.exp(self.a_log))
+        # Mamba's log-decay -dt * A, softly capped at 60/T per step: a whole sequence decays by at most e^-60, which
+        # keeps the parallel scan exact in float32
+        cap = _MAX_LOG_DECAY / length
+        log_decay = -cap * torch.tanh(dt * torch.exp(self.a_log) / cap)
         dt_f, dt_b = dt.chunk(2, dim=-1)
         decay_f, decay_b = log_decay.chunk(2, dim=-1)
         b_f, c_f, b_b, c_b = self.bc_proj(seq).chunk(4, dim=-1)
         forward = selective_scan(x * dt_f, decay_f, b_f, c_f)
-        backward = selective_scan((x * dt_b).flip(1), decay_b.flip(1), b_b.flip(1), c_b.flip(1)).flip(1)
+        backward = selective_scan(x * dt_b, decay_b, b_b, c_b, reverse=True)
         return self.out_proj((forward + backward + x * self.skip) * F.silu(z))
 
 
@@ -122,10 +131,10 @@ class SelectiveScanBlock(nn.Module):
 
     ``x + scan_rows(norm(x)) + scan_cols(norm(x))`` where each scan runs forward and backward over whole rows
     (columns) with input-dependent decay (Mamba-style, per channel), computed in the parallel form of
-    :func:`selective_scan` (one (T, T) matrix product per row). The per-step decay is bounded so a whole row
-    decays by at most e^-60 (``log_decay = -(60 / T) * tanh(dt * A)``), which keeps that form exact in float32;
-    the shortest memory is then about T/60 steps. The norm is per position (over channels), so an output depends
-    only on its own row and column.
+    :func:`selective_scan` (one (T, T) matrix product per row). The per-step decay is Mamba's ``-dt * A``, softly
+    capped (``-cap * tanh(dt * A / cap)``, ``cap = 60 / T``) so a whole row decays by at most e^-60, which keeps that
+    form exact in float32. The norm is per position (over channels), so an output depends only on its own row and
+    column.
 
     Args:
         channels: C (a positive multiple of 4, like the other blocks).

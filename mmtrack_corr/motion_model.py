@@ -71,6 +71,10 @@ class MotionModelConfig:
     light_width: int = 64
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # lists (from JSON or callers) become tuples: configs compare equal
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
         if not self.heads or any(h not in HEAD_KINDS for h in self.heads) or len(set(self.heads)) != len(self.heads):
             raise ValueError(f"heads: expected distinct kinds from {HEAD_KINDS}, got {self.heads!r}")
         if self.context not in CONTEXT_KINDS:
@@ -89,8 +93,7 @@ class MotionModelConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(names)}")
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        return cls(**dict(data))
 
 
 class MotionModel(nn.Module):
