@@ -207,3 +207,24 @@ def test_builtin_sequence_scores_motion_and_kalman(tmp_path: Path, capsys: pytes
     again = evaluate_results(seq, {"gmc": out.with_suffix(".txt")})
     assert again["gmc"]["HOTA"] == pytest.approx(summary["metrics"]["gmc"]["HOTA"], abs=1e-9)
     assert again["gmc"]["IDF1"] == pytest.approx(summary["metrics"]["gmc"]["IDF1"], abs=1e-9)
+
+
+def test_learned_motion_with_a_weights_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The learned path end to end with an untrained small model saved the way trained weights are."""
+    motion_model = pytest.importorskip("mmtrack_corr.motion_model")
+    import torch
+
+    torch.manual_seed(0)
+    cfg = motion_model.MotionModelConfig(
+        encoder_widths=(8, 8, 8, 8, 8), multiscale_widths=(8, 8, 8), light_width=8, context="conv"
+    )
+    weights = tmp_path / "tiny.pt"
+    motion_model.save_motion_model(motion_model.MotionModel(cfg), weights)
+    video, det = _scene(tmp_path, n=6)
+    out = tmp_path / "learned.webm"
+    argv = [str(video), "--detector", f"det:{det}", "--motion-weights", str(weights), "--overlay", "-o", str(out)]
+    assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().err
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["motion"] == "learned" and summary["frames"] == 6  # --motion-weights implies --motion learned
+    assert summary["time_ms_per_frame"]["motion"] > 0
+    assert len(list(VideoFileSource(out))) == 6
