@@ -1,10 +1,10 @@
 """The built wheel, installed into a fresh virtual environment and used from another directory, carries the shipped
 motion weights, which load and pass their sha256 check (and a tampered copy is refused).
 
-About 15 s (a wheel build and a venv), so it runs in the default test run. The fresh venv gets the wheel with ``--no-deps``; its dependencies (torch, numpy, OpenCV...) come from the running interpreter's
-site-packages, appended to ``sys.path`` by a ``.pth`` line *after* the venv's own site-packages - a ``.pth`` line
-does not run that folder's own ``.pth`` files, so this checkout's editable install stays invisible, and no
-PYTHONPATH is set.
+About 15 s (a wheel build and a venv), so it runs in the default test run. The fresh venv gets the wheel with
+``--no-deps``; its dependencies (torch, numpy, OpenCV...) come from the running interpreter's site-packages, appended
+to ``sys.path`` by a ``.pth`` line *after* the venv's own site-packages - a ``.pth`` line does not run that folder's
+own ``.pth`` files, so this checkout's editable install stays invisible, and no PYTHONPATH is set.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import pytest
 from mmtrack_corr.motion_model import shipped_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
