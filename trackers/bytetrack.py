@@ -44,7 +44,7 @@ import numpy as np
 
 from trackers.kalman import KalmanFilterXYAH
 from trackers.matching import fuse_score as _fuse_score
-from trackers.matching import iou_matrix, linear_assignment
+from trackers.matching import iou_matrix, iou_pairs, linear_assignment, overlap_pairs, sparse_linear_assignment
 from trackers.mot_io.parsing import MAX_COORD
 
 __all__ = ["ByteTracker", "Tracks"]
@@ -308,7 +308,11 @@ class ByteTracker:
         self._mean[pool], self._cov[pool] = self.kalman_filter.multi_predict(mean, self._cov[pool])
 
     # ------------------------------------------------------------------ helpers
-    def _cost(
+    #: Largest tracks x detections product matched with dense (N, M) matrices; above it, only overlapping pairs are
+    #: scored (grid search, sparse assignment). Both give the same decisions (tests force each path).
+    _dense_limit = 20_000
+
+    def _associate(
         self,
         track_boxes: np.ndarray,
         track_cls: np.ndarray,
@@ -317,13 +321,43 @@ class ByteTracker:
         det_cls: np.ndarray,
         fuse: bool,
         thresh: float,
-    ) -> np.ndarray:
-        cost = 1 - iou_matrix(track_boxes, det_boxes)
-        if fuse and cost.size:
-            cost = _fuse_score(cost, det_scores)
-        if self.per_class and cost.size:
-            cost[track_cls[:, None] != det_cls[None, :]] = max(thresh, 1.0) + 1.0
-        return cost
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Match tracks to detections: cost ``1 - IoU`` (fused: ``1 - IoU * score``), accepted up to ``thresh``."""
+        n, m = track_boxes.shape[0], det_boxes.shape[0]
+        mask = max(thresh, 1.0) + 1.0  # cross-class pairs: never matched
+        if n * m <= self._dense_limit or thresh >= 1.0:  # thresh >= 1 also admits pairs that do not overlap
+            cost = 1 - iou_matrix(track_boxes, det_boxes)
+            if fuse and cost.size:
+                cost = _fuse_score(cost, det_scores)
+            if self.per_class and cost.size:
+                cost[track_cls[:, None] != det_cls[None, :]] = mask
+            return linear_assignment(cost, thresh)
+        # Pairs that do not overlap cost exactly 1 (fused too: 1 - 0 * score) > thresh: only overlaps matter.
+        ia, ib = overlap_pairs(track_boxes, det_boxes)
+        pair_cost = 1 - iou_pairs(track_boxes, det_boxes, ia, ib)
+        if fuse:
+            pair_cost = 1 - (1 - pair_cost) * det_scores[ib]  # fuse_score's arithmetic, entry by entry
+        if self.per_class:
+            pair_cost[track_cls[ia] != det_cls[ib]] = mask
+        return sparse_linear_assignment(ia, ib, pair_cost, (n, m), thresh, fill=1.0)
+
+    def _duplicate_pairs(self, tracked: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p, q): tracked[p] and lost[q] overlap with ``1 - IoU < 1 - duplicate_iou`` (same class if per_class)."""
+        a = _xyah_to_xyxy(self._mean[tracked, :4])
+        b = _xyah_to_xyxy(self._mean[lost, :4])
+        if tracked.size * lost.size <= self._dense_limit:
+            dist = 1 - iou_matrix(a, b)
+            if self.per_class:
+                dist[self._cls[tracked][:, None] != self._cls[lost][None, :]] = 1.0
+            p, q = np.nonzero(dist < self._duplicate_dist)
+            return p, q
+        # a pair that does not overlap has distance 1, never below the (at most 1) duplicate distance
+        p, q = overlap_pairs(a, b)
+        dist = 1 - iou_pairs(a, b, p, q)
+        if self.per_class:
+            dist[self._cls[tracked[p]] != self._cls[lost[q]]] = 1.0
+        keep = dist < self._duplicate_dist
+        return p[keep], q[keep]
 
     # ------------------------------------------------------------------ main
     def update(self, boxes_xyxy: np.ndarray, scores: np.ndarray, classes: np.ndarray | None = None) -> Tracks:
@@ -379,10 +413,9 @@ class ByteTracker:
         # Step 2: first association, high detections vs tracked + lost (predicted).
         self._predict(pool, unconfirmed)
         pool_boxes = _xyah_to_xyxy(self._mean[pool, :4])
-        cost = self._cost(
+        m1, u_track, u_det = self._associate(
             pool_boxes, self._cls[pool], det_boxes[hi], scores[hi], classes[hi], self.fuse_score, self.match_thresh
         )
-        m1, u_track, u_det = linear_assignment(cost, self.match_thresh)
         rows1 = pool[m1[:, 0]]
         dets1 = hi[m1[:, 1]]
         refind = rows1[self._state[rows1] != _TRACKED]
@@ -390,22 +423,20 @@ class ByteTracker:
         # Step 3: second association, low detections vs the unmatched tracks that were tracked.
         cand = u_track[self._state[pool[u_track]] == _TRACKED]
         r_tracked = pool[cand]
-        cost = self._cost(
+        m2, u_track2, _ = self._associate(
             pool_boxes[cand], self._cls[r_tracked], det_boxes[lo], scores[lo], classes[lo], False,
             self.second_match_thresh,
         )  # fmt: skip
-        m2, u_track2, _ = linear_assignment(cost, self.second_match_thresh)
         rows2 = r_tracked[m2[:, 0]]
         dets2 = lo[m2[:, 1]]
         newly_lost = r_tracked[u_track2]
 
         # Unconfirmed tracks (not predicted) vs the high detections left over.
         rem = hi[u_det]
-        cost = self._cost(
+        m3, u_unconf, u_det3 = self._associate(
             _xyah_to_xyxy(self._mean[unconfirmed, :4]), self._cls[unconfirmed], det_boxes[rem], scores[rem],
             classes[rem], self.fuse_score, self.unconfirmed_match_thresh,
         )  # fmt: skip
-        m3, u_unconf, u_det3 = linear_assignment(cost, self.unconfirmed_match_thresh)
         rows3 = unconfirmed[m3[:, 0]]
         dets3 = rem[m3[:, 1]]
 
@@ -459,10 +490,7 @@ class ByteTracker:
 
         # Remove duplicates between tracked and lost (the younger of a pair goes).
         if tracked.size and lost.size:
-            dist = 1 - iou_matrix(_xyah_to_xyxy(self._mean[tracked, :4]), _xyah_to_xyxy(self._mean[lost, :4]))
-            if self.per_class:
-                dist[self._cls[tracked][:, None] != self._cls[lost][None, :]] = 1.0
-            p, q = np.nonzero(dist < self._duplicate_dist)
+            p, q = self._duplicate_pairs(tracked, lost)
             if p.size:
                 age_p = self._last_frame[tracked[p]] - self._start_frame[tracked[p]]
                 age_q = self._last_frame[lost[q]] - self._start_frame[lost[q]]
