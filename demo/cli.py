@@ -346,6 +346,8 @@ def _run(argv: Sequence[str] | None) -> int:
         raise UserError(str(err)) from None
     out = Path(args.output) if args.output else Path("out") / "demo" / f"{source.name}.mp4"
     try:
+        if out.exists() and out.resolve() == Path(args.video).resolve():
+            raise UserError(f"--output: {out} is the input video; choose another file")
         _check_output(out)
         detector = build_detector(args.detector or "hog", weights=args.weights, device=args.device)
         setup = build_motion(motion_name, weights=args.motion_weights, device=args.device)

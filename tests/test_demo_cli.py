@@ -131,6 +131,7 @@ def _errors(tmp_path: Path) -> list[tuple[list[str], str]]:
         ([str(video), "--detector", "torchvision:fasterrcnn_resnet50_fpn", "-o", out], "needs --weights PATH"),
         ([str(video), "--detector", "no_such_module_q:f", "-o", out], "cannot import module 'no_such_module_q'"),
         ([str(video), *common, "-o", out, "--max-frames", "0"], "--max-frames: expected a positive integer"),
+        ([str(video), *common, "-o", str(video)], "is the input video"),
         ([str(video), *common, "-o", out, "--motion-weights", str(tmp_path / "none.pt")], "none.pt: no such file"),
     ]
 
