@@ -122,7 +122,7 @@ class FramePair:
         flow: exact motion of every frame-1 pixel to frame 2, (H, W, 2) float32 (dx, dy).
         valid: (H, W) bool, True where the frame-1 pixel is visible in frame 2 (inside the frame, not occluded, not
             an anti-aliased object edge at either end): there ``frame2`` at ``x + flow`` shows the same point.
-        labels: (H, W) int64, the object id on top at each frame-1 pixel (alpha >= 0.5), 0 for background.
+        labels: (H, W) int32, the object id on top at each frame-1 pixel (alpha >= 0.5), 0 for background.
         boxes: amodal boxes of the objects in frame 1, (N, 4) float64 xyxy; they may extend past the image.
         ids: object ids, (N,) int64 (1-based; ``labels == ids[i]`` are object i's visible pixels).
         displacements: (N, 2) float64, the mean of ``flow`` over each object's visible frame-1 pixels
@@ -396,12 +396,14 @@ def assemble_pair(
         displacements[row] = flow[y0:y1, x0:x1][own_px].astype(np.float64).mean(axis=0)
     to_id = np.zeros(len(sprites) + 1, np.int64)
     to_id[1:] = ids
+    table = np.zeros((1, 256), np.int32)
+    table[0, : len(sprites) + 1] = to_id
     return FramePair(
         frame1=frames[0],
         frame2=frames[1],
         flow=flow,
         valid=valid,
-        labels=to_id[labels1],
+        labels=cv2.LUT(labels1, table),
         boxes=np.array([sprite_box(sprites[k], poses1[k]) for k in keep]).reshape(-1, 4),
         ids=to_id[np.array(keep, dtype=np.int64) + 1],
         displacements=displacements,

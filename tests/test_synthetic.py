@@ -41,7 +41,7 @@ def test_shapes_and_dtypes(height: int, width: int) -> None:
     assert pair.frame1.dtype == pair.frame2.dtype == np.uint8
     assert pair.flow.shape == (height, width, 2) and pair.flow.dtype == np.float32
     assert pair.valid.shape == (height, width) and pair.valid.dtype == bool
-    assert pair.labels.shape == (height, width) and pair.labels.dtype == np.int64
+    assert pair.labels.shape == (height, width) and pair.labels.dtype == np.int32
     n = pair.ids.shape[0]
     assert pair.ids.dtype == np.int64
     assert pair.boxes.shape == pair.boxes2.shape == (n, 4) and pair.boxes.dtype == np.float64
