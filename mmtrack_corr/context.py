@@ -25,6 +25,7 @@ __all__ = [
     "ConvContextBlock",
     "SelectiveScanBlock",
     "build_context_block",
+    "context_per_level",
     "selective_scan",
 ]
 
@@ -254,6 +255,32 @@ def build_context_block(kind: str, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"context: expected one of {CONTEXT_KINDS}, got {kind!r}")
+
+
+def context_per_level(context: str) -> tuple[str, str, str]:
+    """The block kind at strides 8, 16 and 32 named by a context spec.
+
+    Args:
+        context: one kind for every level ("scan"), or three comma-separated kinds for strides 8, 16, 32
+            ("conv,scan,scan").
+
+    Returns:
+        (kind at stride 8, at 16, at 32).
+
+    Raises:
+        ValueError: an unknown kind or not 1 or 3 kinds.
+
+    Example:
+        >>> context_per_level("conv,scan,scan")
+        ('conv', 'scan', 'scan')
+    """
+    kinds = tuple(k.strip() for k in str(context).split(","))
+    if len(kinds) not in (1, 3) or any(k not in CONTEXT_KINDS for k in kinds):
+        raise ValueError(
+            f"context: expected one of {CONTEXT_KINDS} or three of them comma-separated (strides 8,16,32), "
+            f"got {context!r}"
+        )
+    return (kinds[0], kinds[0], kinds[0]) if len(kinds) == 1 else (kinds[0], kinds[1], kinds[2])
 
 
 def _check_channels(channels: object, heads: int) -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmtrack_corr.context import build_context_block
+from mmtrack_corr.context import build_context_block, context_per_level
 from mmtrack_corr.kernel_search import kernel_search_correlation
 
 __all__ = ["MAX_DISPLACEMENT", "LightMotionHead", "MotionOutput", "MultiScaleMotionHead", "correlation_volume"]
@@ -154,7 +154,8 @@ class LightMotionHead(nn.Module):
     Args:
         in_channels: channels of the three feature levels (strides 8, 16, 32); only the last is used, the others
             are kept so both heads share one signature.
-        context: global-context block: "scan", "attention", "conv" or "none" (see :mod:`mmtrack_corr.context`).
+        context: global-context block: "scan", "attention", "conv" or "none" (see :mod:`mmtrack_corr.context`);
+            a per-level spec "k8,k16,k32" uses its stride-32 kind.
         width: channels of the head.
 
     Example:
@@ -169,11 +170,11 @@ class LightMotionHead(nn.Module):
     def __init__(self, in_channels: Sequence[int], context: str = "scan", width: int = 64) -> None:
         super().__init__()
         self.in_channels = _check_channels("in_channels", in_channels)
-        self.context_kind = context
+        self.context_kind = context_per_level(context)[2]
         self.appearance = _conv1(self.in_channels[2], width // 2)
         self.fuse = _conv1(_VOLUME + width // 2, width)
         self.conv = _conv3(width)
-        self.context = build_context_block(context, width)
+        self.context = build_context_block(self.context_kind, width)
         self.decoder = _Decoder(width, groups=4)
 
     def forward(self, feats1: Sequence[Tensor], feats2: Sequence[Tensor]) -> MotionOutput:
@@ -208,7 +209,8 @@ class MultiScaleMotionHead(nn.Module):
 
     Args:
         in_channels: channels of the three feature levels (strides 8, 16, 32).
-        context: global-context block kind at every level ("scan", "attention", "conv", "none").
+        context: global-context block kind at every level ("scan", "attention", "conv", "none"), or per level as
+            "k8,k16,k32" (e.g. "conv,scan,scan").
         widths: channels of the head at strides 8, 16, 32.
 
     Example:
@@ -224,14 +226,16 @@ class MultiScaleMotionHead(nn.Module):
         super().__init__()
         self.in_channels = _check_channels("in_channels", in_channels)
         self.widths = _check_channels("widths", widths)
-        self.context_kind = context
+        self.context_kinds = context_per_level(context)
         w8, w16, w32 = self.widths
         self.appearance = nn.ModuleList(_conv1(c, w // 2) for c, w in zip(self.in_channels, self.widths, strict=True))
         self.fuse32 = _conv1(_VOLUME + w32 // 2, w32)
         self.fuse16 = _conv1(_VOLUME + w16 // 2 + w32 + 2, w16)
         self.fuse8 = _conv1(_VOLUME + w8 // 2 + w16 + 2, w8)
         self.conv = nn.ModuleList([_conv3(w8, 4), _conv3(w16, 4), _conv3(w32, 4)])
-        self.context = nn.ModuleList(build_context_block(context, w) for w in self.widths)
+        self.context = nn.ModuleList(
+            build_context_block(k, w) for k, w in zip(self.context_kinds, self.widths, strict=True)
+        )
         self.decoder = nn.ModuleList(_Decoder(w, groups=4) for w in self.widths)
 
     def _level(self, i: int, f1: Tensor, f2: Tensor, coarse: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmtrack_corr.context import CONTEXT_KINDS
+from mmtrack_corr.context import context_per_level
 from mmtrack_corr.encoder import FeatureEncoder
 from mmtrack_corr.motion_head import LightMotionHead, MotionOutput, MultiScaleMotionHead
 
@@ -31,6 +31,7 @@ __all__ = [
     "MotionModel",
     "MotionModelConfig",
     "WeightsIntegrityError",
+    "atomic_torch_save",
     "load_motion_model",
     "save_motion_model",
     "sha256_file",
@@ -58,7 +59,8 @@ class MotionModelConfig:
         in_channels: channels of the features the heads read at strides 8/16/32; None = the encoder's outputs
             (required when ``encoder_widths`` is None).
         heads: head kinds, the first is the default one used by ``forward``: "multiscale" and/or "light".
-        context: global-context block of the heads: "scan", "attention", "conv" or "none".
+        context: global-context block of the heads: "scan", "attention", "conv" or "none", or per level of the
+            3-scale head "k8,k16,k32" (the light head uses the stride-32 kind).
         multiscale_widths: channels of the 3-scale head at strides 8, 16, 32.
         light_width: channels of the light head.
     """
@@ -77,8 +79,7 @@ class MotionModelConfig:
                 object.__setattr__(self, f.name, tuple(value))
         if not self.heads or any(h not in HEAD_KINDS for h in self.heads) or len(set(self.heads)) != len(self.heads):
             raise ValueError(f"heads: expected distinct kinds from {HEAD_KINDS}, got {self.heads!r}")
-        if self.context not in CONTEXT_KINDS:
-            raise ValueError(f"context: expected one of {CONTEXT_KINDS}, got {self.context!r}")
+        context_per_level(self.context)  # raises ValueError naming the field
         if self.encoder_widths is None and self.in_channels is None:
             raise ValueError("in_channels: required (3 ints) when encoder_widths is None (no encoder)")
 
@@ -236,17 +237,27 @@ def save_motion_model(model: MotionModel, path: str | os.PathLike[str]) -> str:
         raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     payload = {"format": _FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True), "state_dict": state}
+    atomic_torch_save(payload, path)
+    return sha256_file(path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves a half-written file.
+
+    Args:
+        obj: what to save.
+        path: destination; its folder is created if needed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return sha256_file(path)
 
 
 def shipped_weights(name: str = "default") -> Path:
