@@ -101,8 +101,13 @@ class _TableParser:
         self.max_cols = max_cols
         self.ncols = -1
         self.first_line = 0
-        self.blocks: list[NDArray[np.float64]] = []
-        self.lines: list[NDArray[np.int64]] = []
+        self.rows = 0
+        # rows are copied into one growing buffer (capacity estimated from the file size), not concatenated at the
+        # end: that would need the table twice
+        self.data = np.zeros((0, 0))
+        self.lines = np.zeros(0, np.int64)
+        self.expected_bytes = 0
+        self.bytes_seen = 0
 
     def _decode(self, raw: bytes, start: int) -> str:
         try:
@@ -177,32 +182,44 @@ class _TableParser:
             return
         if self.ncols < 0:
             self.ncols, self.first_line = data.shape[1], int(lines[0])
-        bad = ~np.isfinite(data)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
+        sane = np.abs(data) <= MAX_VALUE  # one pass: False for NaN, inf and absurd magnitudes
+        if not sane.all():
+            r, c = np.argwhere(~sane)[0]
+            if np.isfinite(data[r, c]):
+                raise ValueError(
+                    f"{self.path}:{lines[r]}: value {c + 1} is {data[r, c]:g}, expected a magnitude <= {MAX_VALUE:g}"
+                )
             value = self._raw_value(text, start, int(lines[r]), int(c))
             raise ValueError(f"{self.path}:{lines[r]}: value {c + 1} is {value}, expected a finite number")
-        big = np.abs(data) > MAX_VALUE
-        if big.any():
-            r, c = np.argwhere(big)[0]
-            raise ValueError(
-                f"{self.path}:{lines[r]}: value {c + 1} is {data[r, c]:g}, expected a magnitude <= {MAX_VALUE:g}"
-            )
-        if self.max_cols is not None and data.shape[1] > self.max_cols:
-            data = np.ascontiguousarray(data[:, : self.max_cols])
-        self.blocks.append(data)
-        self.lines.append(lines)
+        self._append(data, lines, len(raw))
+
+    def _append(self, data: NDArray[np.float64], lines: NDArray[np.int64], nbytes: int) -> None:
+        keep = data.shape[1] if self.max_cols is None else min(data.shape[1], self.max_cols)
+        k = data.shape[0]
+        self.bytes_seen += nbytes
+        if self.rows + k > self.data.shape[0]:
+            # rows per byte so far, times the file size, plus 5 %; at least doubling when the guess falls short
+            guess = int((self.rows + k) / max(self.bytes_seen, 1) * max(self.expected_bytes, self.bytes_seen) * 1.05)
+            capacity = max(guess, self.rows + k, 2 * self.data.shape[0])
+            # column-major: each column the records keep (tlwh, scores, extras) is a view, not another copy
+            grown = np.empty((capacity, keep), dtype=np.float64, order="F")
+            grown_lines = np.empty(capacity, dtype=np.int64)
+            if self.rows:
+                grown[: self.rows] = self.data[: self.rows]
+                grown_lines[: self.rows] = self.lines[: self.rows]
+            self.data, self.lines = grown, grown_lines
+        self.data[self.rows : self.rows + k] = data[:, :keep]
+        self.lines[self.rows : self.rows + k] = lines
+        self.rows += k
 
     def result(self) -> tuple[NDArray[np.float64], NDArray[np.int64], int]:
-        if not self.blocks:
+        if self.rows == 0:
             width = min(self.allowed) if self.allowed else 0
             if self.max_cols is not None:
                 width = min(width, self.max_cols)
             return np.zeros((0, width), dtype=np.float64), np.zeros(0, np.int64), 0
-        data = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
-        lines = self.lines[0] if len(self.lines) == 1 else np.concatenate(self.lines)
-        self.blocks.clear()
-        self.lines.clear()
+        data, lines = self.data[: self.rows], self.lines[: self.rows]
+        self.data, self.lines = np.zeros((0, 0)), np.zeros(0, np.int64)
         return data, lines, self.ncols
 
 
@@ -230,6 +247,7 @@ def parse_table(
     """
     p = require_regular_file(path)
     parser = _TableParser(p, allowed, max_cols)
+    parser.expected_bytes = p.stat().st_size
     consumed = 0  # lines before the current block
     carry = b""
     with open(p, "rb") as fh:
@@ -360,12 +378,12 @@ def build_records(
     )
     scores = np.ones(n, np.float64) if score_col is None or data.shape[1] <= score_col else data[:, score_col]
     if np.all(frames[1:] >= frames[:-1]):
-        order = None  # already sorted: no copies
+        order = None  # already sorted (the usual case): columns are views of the parsed table, no copies
     else:
         order = np.argsort(frames, kind="stable")
 
     def take(a: NDArray) -> NDArray:  # type: ignore[type-arg]
-        return np.ascontiguousarray(a) if order is None else a[order]
+        return a if order is None else a[order]
 
     return MotRecords(
         frames=take(frames),
