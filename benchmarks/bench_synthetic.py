@@ -5,8 +5,9 @@ Usage::
     python benchmarks/bench_synthetic.py [--pairs 200] [--repeats 20] [--height 544] [--width 960] [--seed 0]
                                          [--figure docs/images/synthetic.png] [--skip-speed] [--skip-accuracy]
 
-Speed (one OpenCV thread): milliseconds per pair / per sequence frame, each with its ratio to a reference measured in
-the same run: decoding two 544x960 JPEG frames with OpenCV (what a loader reading real frames from disk pays per pair).
+Speed (one OpenCV thread): milliseconds per pair / per sequence frame (wall clock and process CPU time; on a shared
+machine the CPU time is the better estimate of one free core), each with its ratio to a reference measured in the
+same run: decoding two 544x960 JPEG frames with OpenCV (what a loader reading real frames from disk pays per pair).
 
 Accuracy, on ``--pairs`` held-out pairs per speed level (held-out photographs only, every photometric effect on):
 end-point error (EPE, pixels) of each box's displacement, mean and 90th percentile, for objects (each listed object,
@@ -36,46 +37,53 @@ from mmtrack_corr.synthetic import SPEED_LEVELS, FramePair, background_boxes, ma
 from trackers.gmc import CameraMotionCompensation
 
 
-def _median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def _median_ms(fn, repeats: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median wall-clock and CPU (process) milliseconds of ``fn()``; on a shared machine the CPU time is the better
+    estimate of what one free core would take."""
     fn()  # warm caches (photo pyramids, noise bank)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
 
 
 def bench_speed(repeats: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     frame = make_pair(rng, 544, 960).frame1
     encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
-    ref = _median_ms(
+    ref, ref_cpu = _median_ms(
         lambda: (cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.imdecode(encoded, cv2.IMREAD_COLOR)), repeats
     )
-    print(f"\nreference: decode two 544x960 JPEG frames = {ref:.2f} ms\n")
-    print("| what | size | ms (median) | x reference |")
-    print("|---|---|---|---|")
+    print(f"\nreference: decode two 544x960 JPEG frames = {ref:.2f} ms wall, {ref_cpu:.2f} ms CPU\n")
+    print("| what | size | ms wall (median) | ms CPU (median) | x reference (CPU) |")
+    print("|---|---|---|---|---|")
+
+    def row(what: str, size: str, wall: float, cpu: float) -> None:
+        print(f"| {what} | {size} | {wall:.1f} | {cpu:.1f} | {cpu / ref_cpu:.1f} |")
+
     for h, w in ((544, 960), (320, 576), (256, 448)):
         for photometric in (True, False):
-            ms = _median_ms(lambda h=h, w=w, p=photometric: make_pair(rng, h, w, "fast", "train", p), repeats)
-            what = "make_pair, all effects" if photometric else "make_pair, no photometric"
-            print(f"| {what} | {h}x{w} | {ms:.1f} | {ms / ref:.1f} |")
+            wall, cpu = _median_ms(lambda h=h, w=w, p=photometric: make_pair(rng, h, w, "fast", "train", p), repeats)
+            row("make_pair, all effects" if photometric else "make_pair, no photometric", f"{h}x{w}", wall, cpu)
     n = 60
-    start = time.perf_counter()
+    w0, c0 = time.perf_counter(), time.process_time()
     seq = make_sequence(rng, n, 544, 960, "medium")
-    setup = 1e3 * (time.perf_counter() - start) / n
-    start = time.perf_counter()
+    row("make_sequence (geometry, gt, detections), per frame", "544x960", *_per(w0, c0, n))
+    w0, c0 = time.perf_counter(), time.process_time()
     for _ in seq.frames():
         pass
-    render = 1e3 * (time.perf_counter() - start) / n
-    start = time.perf_counter()
+    row("sequence frame (render + all effects)", "544x960", *_per(w0, c0, n))
+    w0, c0 = time.perf_counter(), time.process_time()
     for _ in seq.pairs():
         pass
-    pairs = 1e3 * (time.perf_counter() - start) / (n - 1)
-    print(f"| make_sequence setup (geometry, gt, detections), per frame | 544x960 | {setup:.1f} | {setup / ref:.1f} |")
-    print(f"| sequence frame (render + all effects) | 544x960 | {render:.1f} | {render / ref:.1f} |")
-    print(f"| sequence pair with exact flow (pairs()) | 544x960 | {pairs:.1f} | {pairs / ref:.1f} |")
+    row("sequence pair with exact flow (pairs()), per pair", "544x960", *_per(w0, c0, n - 1))
+
+
+def _per(wall0: float, cpu0: float, n: int) -> tuple[float, float]:
+    return 1e3 * (time.perf_counter() - wall0) / n, 1e3 * (time.process_time() - cpu0) / n
 
 
 def _box_means(flow: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=_bounded_int(64), default=544, help="frame height (default 544)")
     p.add_argument("--width", type=_bounded_int(64), default=960, help="frame width (default 960)")
     p.add_argument("--photos", choices=("train", "heldout"), default="train", help="photo set (default train)")
-    p.add_argument("--max-objects", type=_bounded_int(1, 200), default=12, help="objects kept near the view (12)")
+    p.add_argument("--max-objects", type=_bounded_int(1, 100), default=12, help="objects kept near the view (12)")
     p.add_argument("--frame-rate", type=_positive_float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--no-photometric", action="store_true", help="clean frames (no colour, blur, noise, JPEG)")
     p.add_argument("--jpeg-quality", type=_bounded_int(1, 100), default=95, help="JPEG quality of img1 (95)")

@@ -265,19 +265,22 @@ class SyntheticSequence:
             ValueError: frame out of range.
         """
         t = self._check_frame(frame, self.n_frames - 1) - 1
-        return self._pair(t, self._clean(t), self._clean(t + 1))
+        first, second = self._clean(t), self._clean(t + 1)
+        return self._pair(t, first, second, (self._finish(t, first[0]), self._finish(t + 1, second[0])))
 
     def pairs(self) -> Iterator[FramePair]:
-        """``pair(1)``, ``pair(2)``, ... ``pair(n_frames - 1)``, rendering each frame once."""
+        """``pair(1)``, ``pair(2)``, ... ``pair(n_frames - 1)``, rendering and finishing each frame once."""
         previous = self._clean(0)
+        previous_image = self._finish(0, previous[0])
         for t in range(self.n_frames - 1):
             current = self._clean(t + 1)
-            yield self._pair(t, previous, current)
-            previous = current
+            current_image = self._finish(t + 1, current[0])
+            yield self._pair(t, previous, current, (previous_image, current_image))
+            previous, previous_image = current, current_image
 
-    def _pair(self, t: int, first: _Rendered, second: _Rendered) -> FramePair:
-        image1, rendered1, sprites1, poses1, ids1 = first
-        image2, rendered2, _, _, _ = second
+    def _pair(self, t: int, first: _Rendered, second: _Rendered, images: tuple[np.ndarray, np.ndarray]) -> FramePair:
+        _, rendered1, sprites1, poses1, ids1 = first
+        rendered2 = second[1]
         inv2 = np.linalg.inv(self._views[t + 1])
         poses2 = []
         for obj in ids1:
@@ -286,7 +289,7 @@ class SyntheticSequence:
             # an object dropped at t + 1 lay far outside the view at t (no pixels, so no motion is read from it)
             poses2.append(inv2 @ (tr.poses[k] if k < len(tr.poses) else tr.poses[-1]))
         return assemble_pair(
-            (self._finish(t, image1), self._finish(t + 1, image2)),
+            images,
             inv2 @ self._views[t],
             sprites1,
             poses1,
@@ -321,7 +324,7 @@ def make_sequence(
         photos: ``"train"``, ``"heldout"`` or a sequence of photo names; ground and objects come only from these.
         photometric: True (all effects), False (none) or a :class:`PhotometricEffects`. Brightness, contrast and
             colour drift smoothly over the sequence; blur, noise and JPEG are drawn per frame.
-        max_objects: about this many objects are kept in or near the view (1 to 200).
+        max_objects: about this many objects are kept in or near the view (1 to 100; at most 254 exist at once).
         frame_rate: frames per second written to ``seqinfo.ini`` (> 0).
 
     Returns:
@@ -343,7 +346,7 @@ def make_sequence(
     limits = camera_speed(speed)
     names = resolve_photos(photos)
     effects = resolve_photometric(photometric)
-    max_objects = _check_int(max_objects, "max_objects", 1, 200)
+    max_objects = _check_int(max_objects, "max_objects", 1, 100)
     if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or not frame_rate > 0:
         raise ValueError(f"frame_rate: expected a number > 0, got {frame_rate!r}")
 
@@ -465,7 +468,8 @@ def make_sequence(
                 and -margin <= fp[1] <= height + margin
             )
             for _ in range(2):
-                if near < target and rng.random() < 0.5:
+                # (render labels are uint8: never more than 254 objects at once)
+                if near < target and len(alive) < 254 and rng.random() < 0.5:
                     spawn(t, inside=False)
                     near += 1
         for tr in alive:

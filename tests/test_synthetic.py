@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+import mmtrack_corr
 from mmtrack_corr.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS
 from mmtrack_corr.synthetic import (
     SPEED_LEVELS,
@@ -372,7 +376,7 @@ def test_sequence_determinism_and_photo_split() -> None:
     ("kwargs", "error", "match"),
     [
         pytest.param({"n_frames": 1}, ValueError, "n_frames: expected an int >= 2, got 1", id="n_frames"),
-        pytest.param({"max_objects": 0}, ValueError, r"max_objects: expected an int in \[1, 200\]", id="max_objects"),
+        pytest.param({"max_objects": 0}, ValueError, r"max_objects: expected an int in \[1, 100\]", id="max_objects"),
         pytest.param({"frame_rate": 0}, ValueError, "frame_rate: expected a number > 0", id="frame_rate"),
         pytest.param({"speed": "warp"}, ValueError, "speed: expected one of", id="speed"),
         pytest.param({"rng": 3}, TypeError, "rng: expected a numpy.random.Generator", id="rng"),
@@ -389,3 +393,38 @@ def test_sequence_frame_numbers_are_checked(sequence: SyntheticSequence) -> None
         sequence.frame(0)
     with pytest.raises(ValueError, match=rf"frame: expected an int in \[1, {SN - 1}\], got {SN}"):
         sequence.pair(SN)
+
+
+def test_sequence_tables_convert_to_mot_records(sequence: SyntheticSequence, tmp_path: Path) -> None:
+    from trackers.mot_io import MotRecords, read_mot_results, write_results
+
+    gt = sequence.gt
+    records = MotRecords(
+        frames=gt.frames,
+        ids=gt.ids,
+        tlwh=gt.tlwh,
+        scores=gt.scores,
+        classes=np.ones_like(gt.ids),
+        extras={"visibility": gt.visibility},
+    )
+    write_results(tmp_path / "gt.txt", records)
+    back = read_mot_results(tmp_path / "gt.txt")
+    np.testing.assert_array_equal(back.frames, gt.frames)
+    np.testing.assert_array_equal(back.ids, gt.ids)
+    np.testing.assert_allclose(back.tlwh, gt.tlwh, atol=0.006)
+
+
+@pytest.mark.parametrize(
+    "module", ["photos", "synthetic", "synthetic_render", "synthetic_photometric", "synthetic_sequence", "synth_cli"]
+)
+def test_synthetic_modules_import_neither_torch_nor_trackers(module: str) -> None:
+    # numpy + OpenCV only, so benchmarks, the demo and data loaders use them without torch (the package's own
+    # __init__ is another matter: it re-exports the torch op)
+    source = (Path(mmtrack_corr.__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"torch", "trackers", "scipy", "skimage", "sklearn"}, imported
