@@ -238,3 +238,48 @@ def test_real_ultralytics_yolov8() -> None:
     with FeatureHooks(model, layers) as hooks:
         channels = hooks.infer_channels(image_size=(256, 256))
     assert sorted(channels) == [8, 16, 32]
+
+
+# ---------------------------------------------------------------------------------------------------- with the heads
+def test_motion_model_head_on_hooked_detector_features() -> None:
+    from mmtrack_corr.motion_model import MotionModel, MotionModelConfig
+
+    net = TinyYOLOX().eval()
+    channels = FrozenDetectorFeatures(net, yolox_layers(), image_size=(64, 96)).channels
+    torch.manual_seed(0)
+    model = MotionModel(MotionModelConfig(encoder_widths=None, in_channels=tuple(channels.values()), context="none"))
+    dm = DetectorMotion(net, yolox_layers(), model.eval().forward_features)
+    assert dm(_images(seed=1)).motion is None
+    motion = dm(_images(seed=2)).motion
+    assert motion.stride == 8 and motion.flow.shape == (1, 2, 8, 12)
+    assert net.backbone_calls == 2 + 1  # + the channel-inference dry run
+
+
+def test_head_trains_on_a_frozen_detector() -> None:
+    """A few optimiser steps of a head-only model on a frozen detector's hooked features reduce the training loss."""
+    from mmtrack_corr.motion_data import SyntheticPairs
+    from mmtrack_corr.motion_model import MotionModel, MotionModelConfig
+    from mmtrack_corr.train import motion_loss
+
+    torch.manual_seed(0)
+    net = TinyYOLOX()
+    frozen = [p.detach().clone() for p in net.parameters()]
+    enc = FrozenDetectorFeatures(net, yolox_layers(), image_size=(64, 96))
+    config = MotionModelConfig(
+        encoder_widths=None, in_channels=tuple(enc.channels.values()), heads=("light",), context="none", light_width=16
+    )
+    model = MotionModel(config)
+    data = SyntheticPairs(64, 96, speeds=("slow",), seed=0)
+    batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in data[0]}
+    f1, f2 = enc.features(batch["image1"]), enc.features(batch["image2"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(20):
+        loss, _ = motion_loss({kind: head(f1, f2) for kind, head in model.heads.items()}, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.85 * losses[0], losses
+    assert all(torch.equal(a, b) for a, b in zip(frozen, net.parameters(), strict=True))  # the detector is frozen
