@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from mmtrack_corr.motion_data import MotSequencePairs, StreamSampler, SyntheticPairs, fixed_validation_pairs
 from mmtrack_corr.motion_head import MotionOutput
@@ -329,7 +330,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def _dataset(cfg: TrainConfig) -> Dataset[dict[str, Tensor]]:
+def _dataset(cfg: TrainConfig) -> SyntheticPairs | MotSequencePairs:
     if cfg.data == "mot":
         fmt = None if cfg.data_format == "auto" else cfg.data_format
         return MotSequencePairs(cfg.data_root, cfg.height, cfg.width, gap=cfg.gap, format=fmt)
@@ -484,7 +485,9 @@ def _any_rank(flag: bool, device: torch.device, world: int) -> bool:
 
 
 def _limit_worker_threads(_: int) -> None:
-    torch.set_num_threads(1)  # data workers render with OpenCV / numpy; do not oversubscribe the cores
+    # data workers render with OpenCV / numpy: one thread each, or they oversubscribe the cores the step needs
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def _progress(cfg: TrainConfig, step: int) -> Any:
