@@ -21,7 +21,10 @@ Usage (one command once the learned weights are present; without them ``motion``
 
     python benchmarks/bench_camera_motion.py [--seeds 3] [--frames 150] [--trackers bytetrack gmc motion]
         [--motion-weights PATH] [--device cpu] [--data out/bench_camera_motion/data] [--workers 2]
-        [--plot docs/images/camera_motion_idf1.png] [--pictures docs/images] [--timing-frames 150]
+        [--plot docs/images/camera_motion_idf1.png] [--pictures docs/images] [--timing-frames 150] [--reuse]
+
+``--reuse`` takes the ``bytetrack`` and ``gmc`` results of an earlier run with the same settings from
+``OUT/results.json`` (the learned tracker always runs).
 """
 
 from __future__ import annotations
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "images" / "camera_motion_idf1.png")
     p.add_argument("--pictures", type=Path, default=ROOT / "docs" / "images", help="folder for demo_*.png")
     p.add_argument("--no-pictures", action="store_true")
+    p.add_argument("--reuse", action="store_true", help="reuse the Kalman and GMC results of an earlier run")
     p.add_argument("--timing-frames", type=int, default=150, help="frames timed per motion (0: no timing)")
     args = p.parse_args(argv)
 
@@ -200,7 +204,14 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
+    record = args.out / "results.json"
+    settings = {"seeds": args.seeds, "frames": args.frames, "speeds": speeds}
+    old = json.loads(record.read_text()) if args.reuse and record.is_file() else {}
     for t in trackers:
+        if old.get("settings") == settings and t in old.get("results", {}) and t != "motion":
+            results[t], seconds[t] = old["results"][t], old["seconds"][t]
+            print(f"{t}: results reused from {record}", file=sys.stderr)
+            continue
         seconds[t] = _track(args.data, args.out, t, args)
         results[t] = {}
         for s in speeds:
@@ -217,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers
     ))  # fmt: skip
     _plot(results, trackers, speeds, args.plot)
-    (args.out / "results.json").write_text(json.dumps({"results": results, "seconds": seconds}, indent=2) + "\n")
+    record.write_text(json.dumps({"settings": settings, "results": results, "seconds": seconds}, indent=2) + "\n")
 
     fast = args.data / names[speeds[-1]][0]
     motions = [DEMO_MOTION[t] for t in trackers]

@@ -90,6 +90,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion", choices=MOTIONS, default=None,
                    help="motion model (default: learned, shipped weights; gmc where they are missing)")  # fmt: skip
     p.add_argument("--motion-weights", metavar="PATH", default=None, help="weights for --motion learned")
+    p.add_argument("--motion-max-side", type=_positive_int, default=None, metavar="PIXELS",
+                   help="--motion learned: shrink frames to this longer side before the network (faster)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
@@ -268,7 +270,7 @@ def _run_builtin(args: argparse.Namespace, motion_name: str) -> int:
 
     out = Path(args.output) if args.output else Path("out") / "demo" / f"builtin-{args.speed}-{args.seed}.mp4"
     _check_output(out)
-    setup = build_motion(motion_name, weights=args.motion_weights, device=args.device)
+    setup = build_motion(motion_name, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side)
     if args.overlay and setup.dense is None:
         raise UserError(f"--overlay: --motion {motion_name} has no dense motion field to draw")
     result_path = out.with_suffix(".txt")
@@ -350,7 +352,9 @@ def _run(argv: Sequence[str] | None) -> int:
             raise UserError(f"--output: {out} is the input video; choose another file")
         _check_output(out)
         detector = build_detector(args.detector or "hog", weights=args.weights, device=args.device)
-        setup = build_motion(motion_name, weights=args.motion_weights, device=args.device)
+        setup = build_motion(
+            motion_name, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side
+        )
     except BaseException:
         source.close()
         raise

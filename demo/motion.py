@@ -73,13 +73,17 @@ def _affine_field(cmc: CameraMotionCompensation, stride: int = 8) -> Callable[[n
     return dense
 
 
-def build_motion(name: str, *, weights: str | None = None, device: str = "cpu") -> MotionSetup:
+def build_motion(
+    name: str, *, weights: str | None = None, device: str = "cpu", max_side: int | None = None
+) -> MotionSetup:
     """Build a motion choice.
 
     Args:
         name: ``"learned"``, ``"kalman"`` or ``"gmc"``.
         weights: weights file for ``learned`` (default: the shipped weights).
         device: torch device for ``learned``.
+        max_side: ``learned`` only: frames whose longer side exceeds this are shrunk before the network (faster,
+            coarser motion); None keeps the estimator's default (1088).
 
     Returns:
         The :class:`MotionSetup`.
@@ -97,6 +101,8 @@ def build_motion(name: str, *, weights: str | None = None, device: str = "cpu") 
         raise ValueError(f"motion: expected one of {', '.join(MOTIONS)}, got {name!r}")
     if weights is not None and name != "learned":
         raise ValueError(f"--motion-weights: only used with --motion learned, got --motion {name}")
+    if max_side is not None and name != "learned":
+        raise ValueError(f"--motion-max-side: only used with --motion learned, got --motion {name}")
     if name == "kalman":
         return MotionSetup(name, None, None, 0.0, "ByteTrack Kalman (constant velocity)")
     if name == "gmc":
@@ -107,14 +113,18 @@ def build_motion(name: str, *, weights: str | None = None, device: str = "cpu") 
     except ImportError as err:
         raise ImportError(f"--motion learned: the learned estimator does not import ({err}); use --motion gmc") from err
 
-    estimator: Any = MotionEstimator.from_pretrained(weights if weights is not None else "default", device=device)
+    extra: dict[str, Any] = {} if max_side is None else {"max_side": max_side}
+    estimator: Any = MotionEstimator.from_pretrained(
+        weights if weights is not None else "default", device=device, **extra
+    )
     dense = getattr(estimator, "dense", None)
     return MotionSetup(
         name,
         estimator,
         dense if callable(dense) else None,
         0.0,
-        f"learned motion ({weights or 'shipped weights'}, {device})",
+        f"learned motion ({weights or 'shipped weights'}, {device}, working size {estimator.working_size_for(544, 960)}"
+        " at 544x960)",
     )
 
 
