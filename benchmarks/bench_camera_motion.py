@@ -41,7 +41,15 @@ from typing import Any
 
 import cv2
 import numpy as np
-from mmtrack_demo import DetectionTable, FolderSource, Pipeline, TrackPainter, build_motion, build_tracker
+from mmtrack_demo import (
+    DetectionTable,
+    FolderSource,
+    Pipeline,
+    TrackPainter,
+    build_motion,
+    build_tracker,
+    flow_to_color,
+)
 from mmtrack_demo.cli import track_to_files
 from mmtrack_demo.motion import learned_available
 
@@ -141,22 +149,33 @@ def _save_small_png(image: np.ndarray, path: Path, width: int = 480) -> None:
 
 
 def _pictures(folder: Path, motion: str, args: argparse.Namespace, out_dir: Path) -> list[Path]:
+    """Three demo frames, the busiest of each third of the sequence; the last with the dense-motion overlay."""
     setup = build_motion(motion, weights=args.motion_weights if motion == "learned" else None, device=args.device)
-    info_fps = 30.0
-    source = FolderSource(folder / "img1", fps=info_fps)
+    source = FolderSource(folder / "img1", fps=30.0)
     pipe = Pipeline(DetectionTable.from_mot_file(folder / "det" / "det.txt"), setup.source,
-                    build_tracker(setup, frame_rate=info_fps), dense=setup.dense)  # fmt: skip
+                    build_tracker(setup, frame_rate=30.0))  # fmt: skip
     painter = TrackPainter()
-    wanted = {int(len(source.files) * f) for f in (0.3, 0.55, 0.8)}
+    n = len(source.files)
+    best: list[tuple[int, np.ndarray, np.ndarray | None, np.ndarray]] = []
+    prev: np.ndarray | None = None
+    for r in pipe.run(source):
+        img = painter.draw(r.image, r.tracks.boxes, r.tracks.ids, r.motion, None, f"{motion}  frame {r.frame}")
+        third = min(2, 3 * (r.frame - 1) // n)
+        if len(best) <= third:
+            best.append((-1, img, None, r.image))
+        if len(r.tracks) > best[third][0] and prev is not None:
+            best[third] = (len(r.tracks), img, prev, r.image)
+        prev = r.image
     paths: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for r in pipe.run(source):
-        flow = r.flow if r.frame == max(wanted) else None  # one picture with the dense-motion overlay
-        img = painter.draw(r.image, r.tracks.boxes, r.tracks.ids, r.motion, flow, f"{motion}  frame {r.frame}")
-        if r.frame in wanted:
-            path = out_dir / f"demo_{len(paths) + 1}.png"
-            _save_small_png(img, path)
-            paths.append(path)
+    for k, (_, img, before, image) in enumerate(best):
+        if k == len(best) - 1 and setup.dense is not None and before is not None:
+            color = flow_to_color(setup.dense(before, image))
+            color = cv2.resize(color, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+            img = cv2.addWeighted(img, 0.6, color, 0.4, 0.0)
+        path = out_dir / f"demo_{k + 1}.png"
+        _save_small_png(img, path)
+        paths.append(path)
     return paths
 
 
