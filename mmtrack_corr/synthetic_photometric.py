@@ -135,28 +135,38 @@ def _add_noise(rng: np.random.Generator, frame: np.ndarray, sigma: float) -> np.
     return cv2.add(frame, cv2.LUT(draws, table), dtype=cv2.CV_8U)
 
 
-def _motion_blur(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Box blur along (dx, dy): shear the motion direction onto an axis, 1-D box blur, shear back.
+def _tap_shifts(d: float, levels: int) -> list[int]:
+    """Integer shifts ``~ d / 2**j`` (j = 1..levels) whose sum is even, so the taps' mean is a whole pixel."""
+    shifts = [round(d / 2**j) for j in range(1, levels)]
+    last = d / 2**levels
+    lo = math.floor(last)
+    shifts.append(lo if (sum(shifts) + lo) % 2 == 0 else lo + 1)
+    return shifts
 
-    The two bilinear shears add a little blur of their own (under half a pixel), harmless in a blur effect; OpenCV's
-    nearest-neighbour warp is slower than its bilinear one here.
+
+def _motion_blur(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Box blur along the segment from ``-(dx, dy) / 2`` to ``(dx, dy) / 2`` (centred: it moves no content).
+
+    ``2**L`` taps (``2**L >= length``) are summed by L doublings, ``A <- A + shift(A, s_j)`` with ``s_j ~ v / 2**j``
+    rounded to whole pixels, on a reflect-padded uint16 copy; the sum of the shifts is kept even so that the taps are
+    symmetric about a whole pixel. About 5x cheaper than shear-warp-blur-unshear, and needs no interpolation.
     """
     height, width = frame.shape[:2]
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    if abs(dx) >= abs(dy):
-        k = dy / dx
-        shear = np.array([[1.0, 0.0, 0.0], [-k, 1.0, k * cx]])
-        ksize = (max(1, round(abs(dx))), 1)
-    else:
-        k = dx / dy
-        shear = np.array([[1.0, -k, k * cy], [0.0, 1.0, 0.0]])
-        ksize = (1, max(1, round(abs(dy))))
-    border = cv2.BORDER_REFLECT_101
-    sheared = cv2.warpAffine(frame, shear, (width, height), flags=cv2.INTER_LINEAR, borderMode=border)
-    blurred = cv2.blur(sheared, ksize, borderType=border)
-    return cv2.warpAffine(
-        blurred, shear, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border
-    )
+    levels = min(8, max(1, math.ceil(math.log2(max(math.hypot(dx, dy), 2.0)))))  # <= 256 taps: fits uint16
+    sxs, sys_ = _tap_shifts(dx, levels), _tap_shifts(dy, levels)
+    pad = max(sum(abs(v) for v in sxs), sum(abs(v) for v in sys_)) + 1
+    acc: np.ndarray = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REFLECT_101).astype(np.uint16)
+    ox = oy = 0  # padded-canvas position of acc[0, 0]
+    for sx, sy in zip(sxs, sys_, strict=True):
+        hh, ww = acc.shape[:2]
+        x0, y0 = max(0, -sx), max(0, -sy)
+        x1, y1 = ww - max(0, sx), hh - max(0, sy)
+        acc = cv2.add(acc[y0:y1, x0:x1], acc[y0 + sy : y1 + sy, x0 + sx : x1 + sx])
+        ox, oy = ox + x0, oy + y0
+    # acc(p) sums the canvas at p + taps, taps spanning [0, sum(shifts)]: read it half that span back
+    r0 = pad - sum(sys_) // 2 - oy
+    c0 = pad - sum(sxs) // 2 - ox
+    return cv2.convertScaleAbs(acc[r0 : r0 + height, c0 : c0 + width], alpha=1.0 / 2**levels)
 
 
 def photometric_frame(

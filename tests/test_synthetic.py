@@ -428,3 +428,31 @@ def test_synthetic_modules_import_neither_torch_nor_trackers(module: str) -> Non
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"torch", "trackers", "scipy", "skimage", "sklearn"}, imported
+
+
+@pytest.mark.parametrize("motion", [(40.0, 12.0), (-7.0, 30.0), (3.0, -2.0), (-45.0, -45.0), (95.0, -3.0)])
+def test_motion_blur_is_a_centred_line_blur(motion: tuple[float, float]) -> None:
+    from mmtrack_corr.synthetic_photometric import _motion_blur
+
+    dx, dy = motion
+    # a dot becomes a segment along the motion, centred on the dot (the blur moves no content)
+    dot = np.zeros((301, 301, 3), np.uint8)
+    dot[150, 150] = 255
+    smear = _motion_blur(dot, dx, dy)[..., 0].astype(np.float64)
+    ys, xs = np.mgrid[:301, :301]
+    mass = smear.sum()
+    np.testing.assert_allclose([(smear * xs).sum() / mass, (smear * ys).sum() / mass], [150, 150], atol=0.05)
+    lit = np.nonzero(smear)
+    assert abs((lit[1].max() - lit[1].min()) - abs(dx)) <= 2 and abs((lit[0].max() - lit[0].min()) - abs(dy)) <= 2
+    # on a photograph it matches a box filter along the same centred segment
+    image = make_pair(np.random.default_rng(0), height=272, width=480, photometric=False).frame1
+    size = 2 * int(np.ceil(max(abs(dx), abs(dy)))) + 3
+    kernel = np.zeros((size, size), np.float32)
+    for s in np.linspace(-0.5, 0.5, 400):
+        kernel[round(size // 2 + s * dy), round(size // 2 + s * dx)] += 1
+    reference = cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT_101)
+    m = size // 2  # away from the border, where the two pad the image differently
+    inner = (slice(m, -m), slice(m, -m))
+    blurred = _motion_blur(image, dx, dy)
+    assert np.abs(blurred[inner].astype(int) - reference[inner]).mean() < 1.0
+    assert np.abs(image[inner].astype(int) - reference[inner]).mean() > 1.5 or abs(dx) + abs(dy) < 6
