@@ -26,7 +26,7 @@ from torch import Tensor
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import MotionModel, load_motion_model
 
-__all__ = ["MotionEstimator", "box_mean", "default_motion_source"]
+__all__ = ["MotionEstimator", "box_mean", "default_motion_source", "read_box_motion"]
 
 _MULTIPLE = 32
 _CACHE_FRAMES = 2
@@ -73,6 +73,45 @@ def box_mean(field: Tensor, boxes: Tensor, stride: float) -> Tensor:
     count = ((j1 - j0) * (i1 - i0)).clamp(min=1).to(torch.float64)
     mean = (total / count).T
     return torch.where(valid[:, None], mean, centre) if channels else mean
+
+
+def read_box_motion(
+    motion: MotionOutput,
+    boxes_xyxy: np.ndarray,
+    *,
+    scale: float | tuple[float, float] = 1.0,
+    frame_size: tuple[int, int] | None = None,
+    index: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-box displacement and predicted uncertainty from a head's dense output (box average, :func:`box_mean`).
+
+    Args:
+        motion: a head's output (flow and log_scale in pixels of the head's input images, ``stride``).
+        boxes_xyxy: boxes, shape (N, 4), xyxy in *frame* pixels.
+        scale: frame pixels per head-input pixel, one number or (sx, sy) (e.g. ``original / resized`` for a detector
+            that resizes its input).
+        frame_size: (H, W) of the frame: boxes are clipped to it first; None clips to the field only.
+        index: which batch element of ``motion``.
+
+    Returns:
+        ``(displacements, sigma)``: (N, 2) float64 ``(dx, dy)`` in frame pixels, and (N,) float64, the box average of
+        the Laplace scale b in frame pixels, the larger of the two axes.
+
+    Example:
+        >>> out = MotionOutput(torch.full((1, 2, 4, 6), 2.0), torch.zeros(1, 2, 4, 6), 8)
+        >>> read_box_motion(out, np.array([[0.0, 0.0, 16.0, 16.0]]), scale=0.5)[0]
+        array([[1., 1.]])
+    """
+    sx, sy = (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
+    boxes = np.array(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    if frame_size is not None:
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0.0, frame_size[1])
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0.0, frame_size[0])
+    work = torch.from_numpy(boxes / np.array([sx, sy, sx, sy]))
+    field = torch.cat([motion.flow[index], motion.log_scale[index].exp().expand(2, -1, -1)], dim=0)
+    values = box_mean(field, work, motion.stride).cpu().numpy()
+    factor = np.array([sx, sy])
+    return values[:, :2] * factor, (values[:, 2:4] * factor).max(axis=1)
 
 
 def _check_frame(frame: object, name: str) -> np.ndarray:
@@ -281,16 +320,7 @@ class MotionEstimator:
     ) -> tuple[np.ndarray, np.ndarray]:
         height, width = frame_hw
         wh, ww = self.working_size_for(height, width)
-        sx, sy = width / ww, height / wh
-        clipped = boxes.copy()
-        clipped[:, 0::2] = clipped[:, 0::2].clip(0.0, width)
-        clipped[:, 1::2] = clipped[:, 1::2].clip(0.0, height)
-        work = torch.from_numpy(clipped / np.array([sx, sy, sx, sy]))
-        field = torch.cat([out.flow[0], out.log_scale[0].exp().expand(2, -1, -1)], dim=0)
-        values = box_mean(field, work, out.stride).cpu().numpy()
-        scale = np.array([sx, sy])
-        disp = values[:, :2] * scale
-        sigma = (values[:, 2:4] * scale).max(axis=1)
+        disp, sigma = read_box_motion(out, boxes, scale=(width / ww, height / wh), frame_size=frame_hw)
         if self.uncertainty_thresh is not None:
             disp[sigma > self.uncertainty_thresh] = np.nan
         return disp, sigma

@@ -26,8 +26,11 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+from mmtrack_corr.estimator import read_box_motion
 
 __all__ = [
     "DetectorMotion",
@@ -424,6 +427,7 @@ class DetectorMotion:
     when the previous frame's maps are cached with the same shapes, runs ``head(prev_feats, cur_feats)``. The head
     sees the maps ordered by stride (8, 16, 32 for MM-Tracker's heads); its displacements are in pixels of the
     tensor the detector's backbone saw (see :func:`torchvision_fpn_layers` for detectors that resize internally).
+    Read per-box motion with :meth:`box_displacements`, or hand :meth:`motion_source` to ``trackers.MotionTracker``.
 
     Args:
         detector: the detector.
@@ -454,10 +458,12 @@ class DetectorMotion:
         self.head = head
         self.run = run or _default_run
         self._prev: list[Tensor] | None = None
+        self.last: DetectorStep | None = None
 
     def reset(self) -> None:
         """Forget the cached frame (call between videos)."""
         self._prev = None
+        self.last = None
 
     def remove(self) -> None:
         """Remove the hooks from the detector."""
@@ -483,4 +489,63 @@ class DetectorMotion:
                     self.head.eval()
                 motion = self.head(prev, feats)
         self._prev = feats
-        return DetectorStep(detections, motion, feats)
+        self.last = DetectorStep(detections, motion, feats)
+        return self.last
+
+    def box_displacements(
+        self,
+        boxes_xyxy: np.ndarray,
+        *,
+        scale: float | tuple[float, float] = 1.0,
+        frame_size: tuple[int, int] | None = None,
+        uncertainty_thresh: float | None = None,
+    ) -> np.ndarray:
+        """Per-box displacements from the last call's motion (previous frame -> last frame).
+
+        Args:
+            boxes_xyxy: boxes in the previous frame, (N, 4), xyxy frame pixels.
+            scale: frame pixels per detector-input pixel (``original / resized`` when the detector resizes).
+            frame_size: (H, W) of the frame, to clip the boxes; None clips to the motion field only.
+            uncertainty_thresh: NaN rows where the box's predicted uncertainty (frame pixels) exceeds this.
+
+        Returns:
+            (N, 2) float64 ``(dx, dy)`` in frame pixels; all NaN when there is no motion yet (first frame).
+
+        Raises:
+            ValueError: ``boxes_xyxy`` is not (N, 4).
+        """
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+        if boxes.size == 0:
+            return np.zeros((0, 2))
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes_xyxy: expected shape (N, 4), got {boxes.shape}")
+        if self.last is None or self.last.motion is None:
+            return np.full((boxes.shape[0], 2), np.nan)
+        disp, sigma = read_box_motion(self.last.motion, boxes, scale=scale, frame_size=frame_size)
+        if uncertainty_thresh is not None:
+            disp[sigma > uncertainty_thresh] = np.nan
+        return disp
+
+    def motion_source(
+        self, *, scale: float | tuple[float, float] = 1.0, uncertainty_thresh: float | None = None
+    ) -> Callable[[Any, Any, np.ndarray], np.ndarray]:
+        """A ``trackers.MotionSource`` that answers from the last call's motion (it ignores the frames it is given).
+
+        Call the detector on frame t first (``step = dm(inputs)``), then ``tracker.update(..., frame=frame)``: the
+        tracker asks for the motion of its tracks' boxes from frame t-1 to frame t, which is this step's motion.
+
+        Args:
+            scale: frame pixels per detector-input pixel.
+            uncertainty_thresh: as :meth:`box_displacements`.
+
+        Returns:
+            ``source(prev_frame, frame, boxes_xyxy) -> (N, 2)``.
+        """
+
+        def source(prev_frame: Any, frame: Any, boxes_xyxy: np.ndarray) -> np.ndarray:
+            size = frame.shape[:2] if isinstance(frame, np.ndarray) else None
+            return self.box_displacements(
+                boxes_xyxy, scale=scale, frame_size=size, uncertainty_thresh=uncertainty_thresh
+            )
+
+        return source

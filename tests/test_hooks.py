@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 import torch
 from detector_nets import TinyFasterRCNN, TinyYOLOv8, TinyYOLOX
@@ -283,3 +284,35 @@ def test_head_trains_on_a_frozen_detector() -> None:
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.85 * losses[0], losses
     assert all(torch.equal(a, b) for a, b in zip(frozen, net.parameters(), strict=True))  # the detector is frozen
+
+
+def test_detector_motion_box_displacements_and_motion_source() -> None:
+    from mmtrack_corr.motion_head import MotionOutput
+    from trackers import MotionTracker
+
+    def head(f1: list[Tensor], f2: list[Tensor]) -> MotionOutput:  # (3, -2) input px everywhere, b = 1 px
+        h, w = f2[0].shape[-2:]
+        flow = torch.tensor([3.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, h, w)
+        return MotionOutput(flow, torch.zeros(1, 2, h, w), 8)
+
+    net = TinyYOLOX().eval()
+    dm = DetectorMotion(net, yolox_layers(), head)
+    boxes = np.array([[8.0, 8.0, 40.0, 40.0], [-30.0, 10.0, 5.0, 50.0]])
+    dm(_images(seed=0))
+    assert np.isnan(dm.box_displacements(boxes)).all()  # first frame: no motion yet
+    dm(_images(seed=1))
+    np.testing.assert_allclose(dm.box_displacements(boxes), [[3.0, -2.0], [3.0, -2.0]])
+    np.testing.assert_allclose(dm.box_displacements(boxes, scale=(2.0, 0.5)), [[6.0, -1.0], [6.0, -1.0]])
+    assert np.isnan(dm.box_displacements(boxes, uncertainty_thresh=0.5)).all()  # b = 1 px > 0.5
+    assert dm.box_displacements(np.zeros((0, 4))).shape == (0, 2)
+    with pytest.raises(ValueError, match="boxes_xyxy"):
+        dm.box_displacements(np.zeros((2, 3)))
+
+    dm.reset()
+    tracker = MotionTracker(dm.motion_source(scale=1.0))
+    frame = np.zeros((64, 96, 3), np.uint8)
+    box = np.array([[20.0, 20.0, 40.0, 50.0]])
+    for t in range(4):  # the object moves by exactly the head's motion: one track throughout
+        dm(_images(seed=t))
+        out = tracker.update(box + t * np.array([3.0, -2.0, 3.0, -2.0]), np.array([0.9]), frame=frame)
+    assert out.ids.tolist() == [1]
