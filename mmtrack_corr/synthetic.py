@@ -19,6 +19,11 @@ corner by up to 0.2 / 0.5 / 1 % of the width. Objects: 16-200 px (side of a squa
 aspect 0.4-2.5; scaled with ``sqrt(H W / (544 * 960))``), own translation uniform in a disc of radius 20 / 40 / 60 px
 (scaled with the width), a quarter of them parked (no own motion).
 
+Background: one photograph, mirrored at random and zoomed so that both frames' footprints fill 60-100 % of it, read
+from the finest level of its Gaussian pyramid that is no finer than the frame (band-limited, so that resampling frame
+2 at ``x + flow`` reproduces frame 1 closely). Sprites are placed uniformly (partly outside the image allowed), rotated
+by up to 20 degrees; the render order is the depth order.
+
 Conventions: pixel ``(col, row)`` has its centre at ``(x, y) = (col, row)``; boxes are xyxy pixels with
 ``x2 = rightmost column + 1`` (so ``w = x2 - x1`` counts columns); displacements are (dx, dy), positive right/down.
 Photometric effects (:class:`~mmtrack_corr.synthetic_photometric.PhotometricEffects`) change appearance, never
