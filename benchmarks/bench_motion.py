@@ -478,6 +478,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seq-frames", type=int, default=10, help="frames per sequence (default 10)")
     parser.add_argument("--height", type=int, default=544)
     parser.add_argument("--width", type=int, default=960)
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        help="MotionEstimator max_side in the accuracy runs (default: native size)",
+    )
     parser.add_argument("--background-boxes", type=int, default=8, help="background boxes per pair (default 8)")
     parser.add_argument("--min-visibility", type=float, default=0.5, help="objects evaluated (default 0.5)")
     parser.add_argument("--uncertainty-px", type=float, nargs="*", default=[2.0, 4.0, 8.0])
@@ -513,12 +519,13 @@ def main(argv: list[str] | None = None) -> int:
     heads = tuple(h for h in ("light", "multiscale") if h in model.heads)
     source = args.checkpoint or ("untrained (random init)" if args.random_init else args.weights)
     print(
-        f"model: {source}; heads {heads}; context {model.config.context}; torch {torch.__version__}; "
+        f"model: {source}; heads {heads}; context {model.config.context}; max_side {args.max_side}; "
+        f"torch {torch.__version__}; "
         f"opencv {cv2.__version__}; {args.threads} threads"
     )
     summary: dict[str, object] = {"model": str(source)}
     if not args.skip_accuracy:
-        est = MotionEstimator(model, working_size=None, max_side=None)
+        est = MotionEstimator(model, working_size=None, max_side=args.max_side)
         print(
             f"accuracy: {args.pairs} pairs + {args.sequences}x{args.seq_frames}-frame sequences per speed, "
             f"{args.height}x{args.width}, held-out photos",
