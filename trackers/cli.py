@@ -63,7 +63,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -542,9 +542,36 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)  # what it was writing stays a .partial file, never a published result
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while worker processes are started; raise KeyboardInterrupt after, if it came.
+
+    Two layers: the OS signal is blocked (the mask survives fork and exec, so workers start with SIGINT blocked
+    and print nothing while they import), and a Ctrl-C that arrived just before the block (already noted by Python,
+    not yet raised) is recorded instead of raised half-way through starting a process, which would leave that
+    child without its start-up data.
+    """
+    if not (_in_main_thread() and hasattr(signal, "pthread_sigmask")):  # pragma: no cover - not POSIX
+        yield
+        return
+    hit: list[int] = []
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # a pending Ctrl-C lands in `hit` now
+        signal.signal(signal.SIGINT, previous_handler)
+    if hit:
+        raise KeyboardInterrupt
+
+
 def _init_worker(parent_pid: int) -> None:
-    # Ctrl-C goes to the whole process group: only the main process handles it (it terminates the workers)
+    # Ctrl-C goes to the whole process group: only the main process handles it (it terminates the workers).
+    # The worker was started with SIGINT blocked; ignore it before unblocking, so a pending one is dropped.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
 
@@ -576,20 +603,17 @@ def _run_jobs(jobs: list[_Job], workers: int, on_done: Callable[[_JobResult], No
             return results
         ctx = multiprocessing.get_context("spawn")
         order = sorted(jobs, key=lambda j: -j.frames.size)
-        pool = cf.ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
-        )
         futures: dict[cf.Future[_JobResult], _Job] = {}
         ok = False
+        # Workers are started (here and while jobs are submitted) with Ctrl-C held back: each worker ignores
+        # SIGINT before unblocking it, and here it raises KeyboardInterrupt once the workers are all started.
+        with _sigint_deferred():
+            pool = cf.ProcessPoolExecutor(
+                max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+            )
         try:
-            # Workers are spawned while jobs are submitted. SIG_IGN (unlike a Python handler) survives exec, so
-            # they start with SIGINT ignored: a Ctrl-C during their start-up prints nothing there.
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _in_main_thread() else None
-            try:
+            with _sigint_deferred():
                 futures = {pool.submit(_track_sequence, job): job for job in order}
-            finally:
-                if previous is not None:
-                    signal.signal(signal.SIGINT, previous)
             ok = True
             for fut in cf.as_completed(futures):
                 try:
@@ -803,7 +827,8 @@ def _run(argv: Sequence[str] | None) -> int:
         failed = next((r for r in results if r.error), None)
         if failed is not None:
             assert failed.error is not None
-            folder.finish("failed", failed.error)
+            with contextlib.suppress(OSError):  # a full disk must not hide the error that matters
+                folder.finish("failed", failed.error)
             if failed.user_error:
                 raise UserError(failed.error)
             print(f"mmtrack-eval: error: {failed.error}", file=sys.stderr)

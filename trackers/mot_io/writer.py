@@ -10,6 +10,7 @@ write, we can read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,11 +53,15 @@ def write_text_atomic(path: PathLike, text: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, p)
-    except BaseException:
-        try:
+    except OSError as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
+        if err.filename is None:  # os.write / fsync errors carry no file name: name the file being written
+            raise OSError(err.errno, err.strerror, str(p)) from None
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 
@@ -74,7 +79,7 @@ def _as_int_column(values: object, name: str, m: int) -> NDArray[np.int64]:
         bad = ~np.isfinite(f) | (f != np.round(f))
         if bad.any():
             r = int(np.argmax(bad))
-            raise ValueError(f"{name}: expected integer values, got {f[r]!r} at row {r}")
+            raise ValueError(f"{name}: expected integer values, got {float(f[r])!r} at row {r}")
         big = np.abs(f) > MAX_ID
         out = f.astype(np.int64) if not big.any() else np.zeros(m, np.int64)
     if big.any():
@@ -230,12 +235,12 @@ class ResultWriter:
         try:
             while view:
                 view = view[os.write(self._fd, view) :]
-        except BaseException:
+        except BaseException as err:
             # cut a torn frame off, so the file stays a valid frame-aligned prefix
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass
+            if isinstance(err, OSError) and err.filename is None:
+                raise OSError(err.errno, err.strerror, str(self.partial_path)) from None
             raise
         self._size += len(data)
 
@@ -250,6 +255,8 @@ class ResultWriter:
         fd, self._fd = self._fd, None
         try:
             os.fsync(fd)
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(self.partial_path)) from None
         finally:
             os.close(fd)
         os.replace(self.partial_path, self.path)
