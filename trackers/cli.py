@@ -7,15 +7,26 @@ Usage::
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
                  [--motion-weights PATH] [--device cpu]
                  [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
-                 [--sequences NAME ...] [--json PATH]
+                 [--skip-bad-frames] [--sequences NAME ...] [--json PATH]
 
 For each sequence the tracker runs over the detections (MOTChallenge ``<SEQ>/det/det.txt``; VisDrone and UAVDT
 ``detections/<SEQ>.txt``), given to it at scale 1 as xyxy boxes (``x, y, x + w, y + h`` of the file's tlwh).
-Results go to ``OUT_DIR/<SEQ>.txt`` in the dataset's result layout, line-buffered as frames are tracked, so the
-file of every finished sequence is complete even if a later one fails. Sequences run in parallel worker processes.
-Then every sequence with ground truth is evaluated (:mod:`trackers.evaluation`), a per-sequence + COMBINED table
-(HOTA, DetA, AssA, MOTA, IDF1, IDSW, FP, FN) is printed on stdout, and all metrics are written as JSON
-(``OUT_DIR/metrics.json`` unless ``--json`` says otherwise). Progress goes to stderr.
+Results go to ``OUT_DIR/<SEQ>.txt`` in the dataset's result layout, written frame by frame as
+``OUT_DIR/<SEQ>.txt.partial`` and renamed when the sequence is complete: a ``.txt`` is always whole, a
+``.partial`` (left by a failure, Ctrl-C or a kill) always ends on a frame boundary. Sequences run in parallel
+worker processes. Then every sequence with ground truth is evaluated (:mod:`trackers.evaluation`), a per-sequence
++ COMBINED table (HOTA, DetA, AssA, MOTA, IDF1, IDSW, FP, FN) is printed on stdout, and all metrics are written
+as JSON (``OUT_DIR/metrics.json`` unless ``--json`` says otherwise), atomically. Progress goes to stderr.
+
+The output folder belongs to one run at a time: a second run on it is refused (exit 2) while the first holds its
+lock (``OUT_DIR/.mmtrack-eval.lock``). A run first removes the outputs it is about to produce again (metrics JSON,
+the sequences' result files), then keeps a run record ``OUT_DIR/run.json`` (run id, settings, status, and each
+finished sequence's size and sha256); ``metrics.json`` carries the same run id. The evaluators refuse a result with
+a ``.partial`` beside it, or one the run record does not list as complete (see :mod:`trackers.mot_io.manifest`).
+
+Processes: workers ignore Ctrl-C (the main process handles it) and exit when the main process dies, even by
+SIGKILL. On the first failure, on Ctrl-C (exit 130) or SIGTERM (exit 143) queued sequences are dropped and running
+workers stopped; finished sequences stay complete and recorded.
 
 Defaults follow the official ByteTrack MOT evaluation (``yolox/evaluators/mot_evaluator.py``):
 
@@ -37,12 +48,15 @@ zero-argument factory returning a :class:`trackers.motion.MotionSource`; without
 estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device)``, imported only
 then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
 :class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
-frame's image with OpenCV, so the sequence's images must be present; ``bytetrack`` never reads images.
+frame's image, so the sequence's images must be present; a truncated JPEG/PNG or undecodable image stops the
+run with its path and frame (``--skip-bad-frames``: that frame is tracked without motion and named in a warning);
+``bytetrack`` never reads images.
 VisDrone: only detections of the five evaluated categories (car, bus, truck, pedestrian, van) are tracked, per
 class (a track only matches detections of its class), and the result rows carry the class.
 
-Exit status: 0 on success, 2 on a user error (one line on stderr naming the file and line where it applies),
-1 on an unexpected failure (one line on stderr).
+Exit status: 0 on success; 2 on a user error (one line on stderr naming the file and line where it applies),
+including unusable outputs (a folder that is a file or read-only, a full disk: the file is named); 130 on Ctrl-C;
+143 on SIGTERM; 1 on an unexpected failure (one line on stderr).
 
 Example:
     >>> main(["--help"])  # doctest: +SKIP

@@ -14,6 +14,16 @@ Conventions (shared by every reader and writer here):
 - Values may be separated by commas (with optional spaces, and one optional trailing comma) or, when a line has no
   comma at all, by whitespace.
 
+Modules: :mod:`~trackers.mot_io.records` (the table), :mod:`~trackers.mot_io.parsing` (streaming parser, bounds),
+:mod:`~trackers.mot_io.formats` (the readers), :mod:`~trackers.mot_io.writer` (result files and atomic small files),
+:mod:`~trackers.mot_io.seqinfo`, :mod:`~trackers.mot_io.discovery`, :mod:`~trackers.mot_io.manifest` (the run
+record that says which result files are complete).
+
+Guarantees: every value read is bounded (frames ``1..1e7``, ids ``|id| < 2**31``, coordinates ``|x|, |y|, w, h <=
+1e7``, anything else ``|v| <= 1e15``) or refused with ``file:line``; a path that exists but is not a regular file is
+an error, never "absent"; a file is read in blocks (memory about 2-3x the file); the writer refuses what the readers
+would refuse, and a result file is published only when complete (``.partial`` until then, always frame-aligned).
+
 Layouts:
 
 ========================  ========================================================================================
