@@ -18,14 +18,22 @@ tile in row blocks of at most two outputs' worth; only the inputs are saved for 
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import operator
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SpatialCorrelationSampler", "correlation_output_size", "spatial_correlation_sample"]
+__all__ = [
+    "SpatialCorrelationSampler",
+    "correlation_backend",
+    "correlation_output_size",
+    "spatial_correlation_sample",
+]
 
 _IntPair = int | Sequence[int]
 
@@ -373,6 +381,9 @@ def _sample(
             + str(width + 2 * padding[1])
             + ")"
         )
+    if not torch.jit.is_scripting():
+        if batch > 0 and oh > 0 and ow > 0 and channels > 0 and _use_triton(x1):
+            return _sample_triton(x1, x2, [kernel_size, patch_size, stride, padding, dilation, dilation_patch])
     dtype = x1.dtype
     if dtype == torch.float16 or dtype == torch.bfloat16:
         # Accumulate half precision in float32 (the original sums fp16 products in fp16 on CUDA and overflows).
@@ -395,6 +406,82 @@ def _sample(
         for j in range(kw):
             out = out + dense[..., i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
     return out.to(dtype)
+
+
+_BACKENDS = ("auto", "aten", "triton")
+_BACKEND_VARIABLE = "MMTRACK_CORR_BACKEND"
+_backend_override: list[str] = []  # innermost correlation_backend() last
+
+
+def _checked_backend(name: object, source: str) -> str:
+    if not isinstance(name, str) or name not in _BACKENDS:
+        raise ValueError(f"{source}: expected one of {', '.join(_BACKENDS)}, got {name!r}")
+    return name
+
+
+@contextlib.contextmanager
+def correlation_backend(backend: str) -> Iterator[None]:
+    """Forces the implementation of :func:`spatial_correlation_sample` inside a ``with`` block.
+
+    ``"auto"`` (the default) runs the fused Triton kernels for CUDA tensors when Triton is installed and the plain
+    ATen ops otherwise (CPU, TorchScript, tracing, ONNX export). ``"aten"`` always runs the ATen ops; ``"triton"``
+    always runs the Triton kernels (CUDA tensors, or CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``
+    set before Triton is imported) and raises where they cannot run. The environment variable
+    ``MMTRACK_CORR_BACKEND`` sets the default for the whole process; an enclosing ``with`` block wins over it.
+
+    Args:
+        backend: "auto", "aten" or "triton".
+
+    Raises:
+        ValueError: ``backend`` is not one of these names.
+
+    Example:
+        >>> f1, f2 = torch.randn(1, 8, 6, 7), torch.randn(1, 8, 6, 7)
+        >>> with correlation_backend("aten"):
+        ...     spatial_correlation_sample(f1, f2, patch_size=3).shape
+        torch.Size([1, 3, 3, 6, 7])
+    """
+    _backend_override.append(_checked_backend(backend, "backend"))
+    try:
+        yield
+    finally:
+        _backend_override.pop()
+
+
+@torch.jit.unused
+def _selected_backend() -> str:
+    if _backend_override:
+        return _backend_override[-1]
+    return _checked_backend(os.environ.get(_BACKEND_VARIABLE, "auto"), _BACKEND_VARIABLE)
+
+
+@torch.jit.unused
+def _use_triton(x1: Tensor) -> bool:
+    backend = _selected_backend()
+    if backend == "aten":
+        return False
+    exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+    if backend == "auto":
+        return x1.device.type == "cuda" and not exporting and importlib.util.find_spec("triton") is not None
+    if importlib.util.find_spec("triton") is None:
+        raise ImportError("correlation backend 'triton' needs Triton: pip install triton")
+    if exporting:
+        raise RuntimeError("correlation backend 'triton' cannot be traced or exported; use 'aten' or 'auto'")
+    from mmtrack_corr import correlation_triton
+
+    if x1.device.type != "cuda" and not (x1.device.type == "cpu" and correlation_triton.INTERPRET):
+        raise RuntimeError(
+            f"correlation backend 'triton': expected CUDA tensors (or CPU tensors with TRITON_INTERPRET=1 set "
+            f"before Triton is imported), got device {x1.device}"
+        )
+    return True
+
+
+@torch.jit.unused
+def _sample_triton(x1: Tensor, x2: Tensor, pairs: list[tuple[int, int]]) -> Tensor:
+    from mmtrack_corr.correlation_triton import triton_correlation
+
+    return triton_correlation(x1, x2, [value for pair in pairs for value in pair])
 
 
 def _apply(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:

@@ -41,3 +41,25 @@ def naive_correlation(x1, x2, kernel_size=1, patch_size=1, stride=1, padding=0, 
                             if 0 <= y < height and 0 <= x < width and 0 <= y + dy < height and 0 <= x + dx < width:
                                 out[:, p, q, h, w] += (x1[:, :, y, x] * x2[:, :, y + dy, x + dx]).sum(1)
     return out
+
+
+# rtol relative to the output's magnitude, per dtype (STYLE.md)
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+def assert_close_to(actual, expected, dtype=torch.float64, rtol=None):
+    """Max abs error <= rtol (default: TOLERANCE[dtype]) times max(1, max |expected|)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    actual, expected = actual.double().cpu(), expected.double().cpu()
+    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
+    error = (actual - expected).abs().max().item() if expected.numel() else 0.0
+    limit = TOLERANCE[dtype] if rtol is None else rtol
+    assert error <= limit * scale, f"max error {error:.3g} at scale {scale:.3g} for {dtype}"
+
+
+def inputs(shape, device, dtype=torch.float64, seed=0):
+    """Two seeded standard-normal tensors of ``shape`` (drawn in float64, then cast)."""
+    generator = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    x2 = torch.randn(shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    return x1, x2

@@ -12,29 +12,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive_correlation import naive_correlation, output_extent
+from naive_correlation import assert_close_to, inputs, naive_correlation, output_extent
 from torch.autograd import gradcheck, gradgradcheck
 
 from mmtrack_corr import SpatialCorrelationSampler, correlation_output_size, spatial_correlation_sample
-
-# rtol relative to the output's magnitude, per dtype (STYLE.md)
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-3, torch.bfloat16: 8e-3}
-
-
-def assert_close_to(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype = torch.float64) -> None:
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    actual, expected = actual.double().cpu(), expected.double().cpu()
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    error = (actual - expected).abs().max().item() if expected.numel() else 0.0
-    assert error <= TOLERANCE[dtype] * scale, f"max error {error:.3g} at scale {scale:.3g} for {dtype}"
-
-
-def inputs(shape, device, dtype=torch.float64, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    x1 = torch.randn(shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-    x2 = torch.randn(shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-    return x1, x2
-
 
 # (shape, kernel_size, patch_size, stride, padding, dilation, dilation_patch)
 CONFIGS = [
