@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -85,12 +86,32 @@ def _generate(data: Path, speeds: list[str], seeds: int, frames: int) -> dict[st
     return names
 
 
+def learned_source() -> Any:
+    """``mmtrack-eval --motion-source`` factory: the learned estimator with this run's weights, device, max side.
+
+    Read from the environment (set by :func:`_track`, inherited by mmtrack-eval's worker processes).
+    """
+    from mmtrack_corr.estimator import MotionEstimator
+
+    max_side = os.environ.get("BENCH_MOTION_MAX_SIDE")
+    return MotionEstimator.from_pretrained(
+        os.environ.get("BENCH_MOTION_WEIGHTS") or "default",
+        device=os.environ.get("BENCH_DEVICE", "cpu"),
+        max_side=int(max_side) if max_side else 1088,
+    )
+
+
 def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> float:
     argv = [str(data), "--tracker", tracker, "--output", str(out / tracker), "--workers", str(args.workers)]
     if tracker == "motion":
-        argv += ["--device", args.device]
-        if args.motion_weights:
-            argv += ["--motion-weights", args.motion_weights]
+        os.environ["BENCH_MOTION_WEIGHTS"] = args.motion_weights or ""
+        os.environ["BENCH_MOTION_MAX_SIDE"] = str(args.motion_max_side or "")
+        os.environ["BENCH_DEVICE"] = args.device
+        here = str(Path(__file__).resolve().parent)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        argv += ["--motion-source", "bench_camera_motion:learned_source"]
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # its own per-sequence table; ours is printed below
         rc = eval_main(argv)
@@ -148,9 +169,15 @@ def _save_small_png(image: np.ndarray, path: Path, width: int = 480) -> None:
         cv2.imwrite(str(path), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
+def _setup(motion: str, args: argparse.Namespace) -> Any:
+    if motion != "learned":
+        return build_motion(motion)
+    return build_motion(motion, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side)
+
+
 def _pictures(folder: Path, motion: str, args: argparse.Namespace, out_dir: Path) -> list[Path]:
     """Three demo frames, the busiest of each third of the sequence; the last with the dense-motion overlay."""
-    setup = build_motion(motion, weights=args.motion_weights if motion == "learned" else None, device=args.device)
+    setup = _setup(motion, args)
     source = FolderSource(folder / "img1", fps=30.0)
     pipe = Pipeline(DetectionTable.from_mot_file(folder / "det" / "det.txt"), setup.source,
                     build_tracker(setup, frame_rate=30.0))  # fmt: skip
@@ -183,8 +210,7 @@ def _timing(folder: Path, motions: list[str], args: argparse.Namespace) -> dict[
     out: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for motion in motions:
-            setup = build_motion(motion, weights=args.motion_weights if motion == "learned" else None,
-                                 device=args.device)  # fmt: skip
+            setup = _setup(motion, args)
             source = FolderSource(folder / "img1", fps=30.0)
             pipe = Pipeline(DetectionTable.from_mot_file(folder / "det" / "det.txt"), setup.source,
                             build_tracker(setup, frame_rate=30.0))  # fmt: skip
@@ -203,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trackers", nargs="+", choices=tuple(TRACKER_LABELS), default=list(TRACKER_LABELS))
     p.add_argument("--motion-weights", default=None, help="learned-motion weights (default: the shipped ones)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--motion-max-side", type=int, default=None,
+                   help="learned motion: longer side of the network's working size (default 1088)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
     p.add_argument("--data", type=Path, default=ROOT / "out" / "bench_camera_motion" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_camera_motion")
@@ -224,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
     record = args.out / "results.json"
-    settings = {"seeds": args.seeds, "frames": args.frames, "speeds": speeds}
+    settings = {"seeds": args.seeds, "frames": args.frames, "speeds": speeds}  # of the Kalman / GMC runs
     old = json.loads(record.read_text()) if args.reuse and record.is_file() else {}
     for t in trackers:
         if old.get("settings") == settings and t in old.get("results", {}) and t != "motion":
@@ -242,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
 
     frames = args.frames * args.seeds
     print(f"\n## Camera-motion benchmark: {args.seeds} held-out sequences x {args.frames} frames per speed, 544x960")
+    if "motion" in trackers:
+        print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
+              f"{args.motion_max_side or 1088}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers
