@@ -63,6 +63,9 @@ class MotionModelConfig:
             3-scale head "k8,k16,k32" (the light head uses the stride-32 kind).
         multiscale_widths: channels of the 3-scale head at strides 8, 16, 32.
         light_width: channels of the light head.
+        input_size: (H, W) of the frames the weights were trained on, or None if unknown. Motion in pixels scales
+            with the frame size, so a caller should run the model at about this size (resize frames, scale the
+            motion back) for the motion range it learned.
     """
 
     encoder_widths: tuple[int, ...] | None = (16, 32, 48, 64, 96)
@@ -71,6 +74,7 @@ class MotionModelConfig:
     context: str = "scan"
     multiscale_widths: tuple[int, int, int] = (32, 48, 64)
     light_width: int = 64
+    input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # lists (from JSON or callers) become tuples: configs compare equal

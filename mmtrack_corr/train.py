@@ -132,6 +132,7 @@ class TrainConfig:
             context=self.context,
             multiscale_widths=_ints("multiscale_widths", self.multiscale_widths),  # type: ignore[arg-type]
             light_width=self.light_width,
+            input_size=(self.height, self.width),
         )
 
     def validate(self) -> None:
@@ -377,7 +378,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     step = 0
     if cfg.resume:
         ckpt = torch.load(cfg.resume, map_location="cpu", weights_only=False)  # our own checkpoint (RNG states)
-        if ckpt["model_config"] != model.config.to_dict():
+        if _architecture(ckpt["model_config"]) != _architecture(model.config.to_dict()):
             raise ValueError(f"resume: {cfg.resume} holds a different model config {ckpt['model_config']}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -447,6 +448,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return {"step": step, "val": last_val}
+
+
+def _architecture(config: dict[str, Any]) -> dict[str, Any]:
+    """A model config without its metadata (the training frame size may change between resumed stages)."""
+    return {k: v for k, v in config.items() if k != "input_size"}
 
 
 def _checkpoint(
