@@ -52,7 +52,7 @@ from mmtrack_corr.motion_data import MotSequencePairs, StreamSampler, SyntheticP
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, atomic_torch_save, save_motion_model
 
-__all__ = ["TrainConfig", "box_means", "evaluate", "main", "motion_loss", "train"]
+__all__ = ["TrainConfig", "box_means", "evaluate", "evaluate_weights", "main", "motion_loss", "train"]
 
 _LEVEL_WEIGHTS = {32: 0.25, 16: 0.5}  # aux outputs of the 3-scale head; the final output weighs 1
 
@@ -86,6 +86,8 @@ class TrainConfig:
             (for runs split into several jobs), 0 = run to ``steps``.
         pool: cycle over this many fixed synthetic pairs instead of an endless stream (0 = endless).
         progress: show a tqdm bar on rank 0.
+        evaluate: instead of training, evaluate this weights file (or shipped name) on the fixed held-out set of
+            ``val_pairs`` pairs at ``height`` x ``width``, overall and per speed level, print JSON and exit.
     """
 
     out: str = "out/train"
@@ -123,6 +125,7 @@ class TrainConfig:
     stop_at: int = 0
     pool: int = 0
     progress: bool = True
+    evaluate: str = ""
 
     def model_config(self) -> MotionModelConfig:
         """The :class:`MotionModelConfig` these fields describe."""
@@ -533,6 +536,29 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def evaluate_weights(cfg: TrainConfig) -> dict[str, Any]:
+    """Validation metrics of ``cfg.evaluate`` (a weights file or shipped name): overall and per speed level.
+
+    Args:
+        cfg: ``evaluate``, ``val_pairs``, ``height``, ``width``, ``threads`` and ``device`` are read.
+
+    Returns:
+        ``{"pairs": n, "size": [H, W], "all": metrics, "slow": ..., "medium": ..., "fast": ...}`` with the metrics
+        of :func:`evaluate`.
+    """
+    from mmtrack_corr.motion_model import load_motion_model
+    from mmtrack_corr.synthetic import SPEED_LEVELS
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = load_motion_model(cfg.evaluate, device="cpu" if cfg.device == "auto" else cfg.device)
+    samples = fixed_validation_pairs(cfg.val_pairs, cfg.height, cfg.width)
+    result: dict[str, Any] = {"pairs": len(samples), "size": [cfg.height, cfg.width], "all": evaluate(model, samples)}
+    for i, speed in enumerate(SPEED_LEVELS):  # the validation pairs cycle through the speed levels in this order
+        result[speed] = evaluate(model, samples[i :: len(SPEED_LEVELS)])
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``mmtrack-train-motion``: parse flags into a :class:`TrainConfig` and train. Returns the exit code."""
     parser = _parser()
@@ -549,6 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmtrack-train-motion: error: {exc}", file=sys.stderr)
         return 2
     try:
+        if cfg.evaluate:
+            print(json.dumps(evaluate_weights(cfg), indent=1))
+            return 0
         result = train(cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"mmtrack-train-motion: error: {exc}", file=sys.stderr)

@@ -248,7 +248,13 @@ def test_cli_trains_and_exports(tmp_path: Path, capsys) -> None:  # type: ignore
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["step"] == 1 and "multiscale/epe" in printed["val"]
-    assert load_motion_model(tmp_path / "w.pt").config.encoder_widths == (8, 8, 16, 16, 32)
+    model = load_motion_model(tmp_path / "w.pt")
+    assert model.config.encoder_widths == (8, 8, 16, 16, 32) and model.config.input_size == (64, 96)
+    evaluate_argv = ["--evaluate", str(tmp_path / "w.pt"), "--val_pairs", "3", "--height", "64", "--width", "96"]
+    assert main(evaluate_argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"] == 3 and set(report) >= {"all", "slow", "medium", "fast"}
+    assert report["all"]["zero/epe"] > 0 and "light/box_epe" in report["fast"]
 
 
 @pytest.mark.integration  # ~20 s: kept in the default run, CI must exercise DDP (issue 7)
