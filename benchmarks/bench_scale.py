@@ -103,14 +103,21 @@ def bench_tracker(counts: list[int], frames: int, dense_max: int) -> None:
 
 
 _CHILD = """
-import resource, sys, time, numpy as np
+import sys, time, numpy as np
 from trackers.mot_io import read_mot_detections
+
+def status(key):  # kB -> bytes; VmHWM is this process's own peak (ru_maxrss also counts the parent's at fork)
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise SystemExit("needs Linux /proc")
+
 path, how = sys.argv[1], sys.argv[2]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = status("VmRSS")
 t0 = time.perf_counter()
 n = len(read_mot_detections(path)) if how == "ours" else np.loadtxt(path, delimiter=",").shape[0]
 t = time.perf_counter() - t0
-print(n, t, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+print(n, t, status("VmHWM") - before)
 """
 
 

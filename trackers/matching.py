@@ -358,11 +358,12 @@ def sparse_linear_assignment(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`linear_assignment` of a cost matrix given by its listed entries (all others equal ``fill``).
 
-    ``fill`` must exceed ``thresh`` (unlisted pairs are never matched). Isolated admissible pairs are settled
-    directly; every connected component of the remaining admissible pairs goes to ``lap.lapjv`` as the dense block
-    of the full matrix on its rows and columns (listed entries, ``fill`` elsewhere), which is exactly what the dense
-    call would see for those rows and columns; the optimum is therefore the same, and so is the pick, except when
-    several assignments tie exactly (as for :func:`linear_assignment`).
+    ``fill`` must exceed ``thresh`` (unlisted pairs are never matched). Isolated admissible pairs, and stars (one
+    row or one column) whose cheapest entry is unique, are settled directly; every other connected component of
+    the admissible pairs goes to ``lap.lapjv`` as the dense block of the full matrix on its rows and columns
+    (listed entries, ``fill`` elsewhere), which is exactly what the dense call would see for those rows and
+    columns; the optimum is therefore the same, and so is the pick, except when several assignments tie exactly
+    (as for :func:`linear_assignment`).
 
     Args:
         rows: row of each listed entry, shape (K,), int.
@@ -406,18 +407,42 @@ def sparse_linear_assignment(
         iso = (row_count[r] == 1) & (col_count[c] == 1)
         row_to_col[r[iso]] = c[iso]
         col_matched[c[iso]] = True
-        rr, cc = r[~iso], c[~iso]
+        rr, cc, vv = r[~iso], c[~iso], costs[adm][~iso]
         if rr.size:
             graph = coo_matrix((np.ones(rr.size, np.int8), (rr, cc + n)), shape=(n + m, n + m))
             _, label = connected_components(graph, directed=False)
+            comp_of_entry = label[rr]
+            # A component with one row (or one column) is a star: its optimum is the cheapest entry. Settled here
+            # when that entry is unique and below thresh; ties go to lapjv below, so its pick is kept.
+            first_row = np.full(n + m, -1, dtype=np.int64)
+            first_row[comp_of_entry[::-1]] = rr[::-1]
+            first_col = np.full(n + m, -1, dtype=np.int64)
+            first_col[comp_of_entry[::-1]] = cc[::-1]
+            one_row = np.ones(n + m, dtype=bool)
+            one_row[comp_of_entry[rr != first_row[comp_of_entry]]] = False
+            one_col = np.ones(n + m, dtype=bool)
+            one_col[comp_of_entry[cc != first_col[comp_of_entry]]] = False
+            star = one_row | one_col
+            in_star = star[comp_of_entry]
+            order = np.lexsort((vv[in_star], comp_of_entry[in_star]))
+            comp_s, v_s = comp_of_entry[in_star][order], vv[in_star][order]
+            r_s, c_s = rr[in_star][order], cc[in_star][order]
+            head = np.flatnonzero(np.r_[True, comp_s[1:] != comp_s[:-1]]) if comp_s.size else comp_s
+            unique_min = (v_s[head + 1] > v_s[head]) & (v_s[head] < thresh)  # a star has >= 2 entries
+            settled = head[unique_min]
+            row_to_col[r_s[settled]] = c_s[settled]
+            col_matched[c_s[settled]] = True
+            done = np.zeros(n + m, dtype=bool)
+            done[comp_s[settled]] = True
+            rest = ~done[comp_of_entry]
+            rr, cc, comp_of_entry = rr[rest], cc[rest], comp_of_entry[rest]
             # all listed entries (admissible or not) by row, to fill each block with the matrix's true values
             by_row = np.argsort(rows, kind="stable")
             row_start = np.searchsorted(rows[by_row], np.arange(n + 1))
-            comp_of_entry = label[rr]
             order = np.argsort(comp_of_entry, kind="stable")
             bounds = np.flatnonzero(np.diff(comp_of_entry[order])) + 1
             col_pos = np.full(m, -1, dtype=np.int64)
-            for sel in np.split(order, bounds):
+            for sel in np.split(order, bounds) if rr.size else ():
                 block_rows = np.unique(rr[sel])
                 block_cols = np.unique(cc[sel])
                 col_pos[block_cols] = np.arange(block_cols.size)
