@@ -13,11 +13,11 @@ kernel launches. Each program owns the output elements it writes (no atomics), s
 Triton's CPU interpreter (``TRITON_INTERPRET=1`` set before Triton is imported) runs the same kernels on CPU
 tensors; the tests use it. The interpreter has no bfloat16, so there bfloat16 is computed in float32.
 
-Kernel layout (forward): one program per (block of BLOCK_W output columns, output row h x patch row ph, batch item).
+Kernel layout (forward): one program per (output row h x patch row ph, block of BLOCK_W output columns, batch item).
 It holds a (BLOCK_P, BLOCK_W) float32 accumulator for all PatchW displacements of that patch row and loops over
 the kernel window and channel blocks; each step loads a (BLOCK_C, BLOCK_W) tile of ``input1`` once and the
-(BLOCK_C, BLOCK_P, BLOCK_W) tiles of ``input2`` it meets. Backward: one program per (block of input columns, input
-row, batch item x channel block) of the gradient being built, looping over patch rows and the kernel window;
+(BLOCK_C, BLOCK_P, BLOCK_W) tiles of ``input2`` it meets. Backward: one program per (batch item x channel block, input
+row, block of input columns) of the gradient being built, looping over patch rows and the kernel window;
 the output position that an input pixel feeds is found by exact division (a pixel between strided positions
 feeds none).
 """
@@ -113,11 +113,12 @@ if triton is not None:
         BLOCK_P: tl.constexpr,
         BLOCK_W: tl.constexpr,
     ):
-        pid_hp = tl.program_id(1)
+        # axis 0 (up to 2**31 - 1 programs) takes the large product oH * PatchH; axes 1 and 2 allow 65535
+        pid_hp = tl.program_id(0)
         b = tl.program_id(2).to(tl.int64)
         h = pid_hp // PH
         ph = pid_hp % PH
-        w = tl.program_id(0) * BLOCK_W + tl.arange(0, BLOCK_W)
+        w = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
         pw = tl.arange(0, BLOCK_P)
         lanes = tl.arange(0, BLOCK_C)
         dy = (ph - (PH - 1) // 2) * DPH
@@ -192,11 +193,11 @@ if triton is not None:
         # else: gradient of input2 at (y, x), pairing with input1 at (y - dy, x - dx).
         y = tl.program_id(1)
         blocks_c = tl.cdiv(C, BLOCK_C)
-        pid_bc = tl.program_id(2)
+        pid_bc = tl.program_id(0)
         b = (pid_bc // blocks_c).to(tl.int64)
         c = (pid_bc % blocks_c) * BLOCK_C + tl.arange(0, BLOCK_C)
         c_ok = c < C
-        x = tl.program_id(0) * BLOCK_W + tl.arange(0, BLOCK_W)
+        x = tl.program_id(2) * BLOCK_W + tl.arange(0, BLOCK_W)
         pw = tl.arange(0, BLOCK_P)
         dx = (pw - (PW - 1) // 2) * DPW
         if FIRST:
@@ -260,7 +261,7 @@ def _forward(x1: Tensor, x2: Tensor, params: Sequence[int]) -> Tensor:
     if out.numel() == 0:
         return out.to(out_dtype)
     block_c, block_p, block_w = _blocks(params[3])
-    grid = (triton.cdiv(ow, block_w), oh * params[2], batch)
+    grid = (oh * params[2], triton.cdiv(ow, block_w), batch)
     _forward_kernel[grid](
         x1,
         x2,
@@ -293,7 +294,7 @@ def _backward(grad: Tensor, other: Tensor, params: Sequence[int], first: bool) -
         return out.zero_().to(out_dtype)
     block_c, block_p, block_w = _blocks(params[3])
     block_c = min(block_c, _next_power_of_2(channels))
-    grid = (triton.cdiv(width, block_w), height, batch * triton.cdiv(channels, block_c))
+    grid = (batch * triton.cdiv(channels, block_c), height, triton.cdiv(width, block_w))
     _backward_kernel[grid](
         grad,
         other,
