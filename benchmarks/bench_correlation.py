@@ -25,6 +25,14 @@ of what the call returns (the output; for forward + backward also the two input 
 implementation must hold), so "extra" is the transient working memory, and divide by the output's bytes. On CUDA
 the same quantity comes from ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
 
+Host-side cost (the third table): the number of ATen calls one forward (under ``no_grad``) and one forward + backward
+of ours issue, counted with ``torch.profiler`` as the outermost ``aten::`` events (an ATen call made inside another
+one is part of it; autograd's backward nodes are not ATen calls, the ATen calls they make are counted), leaving out
+calls that do no work on data: pure view / metadata ops (``view``, ``as_strided``, ``slice``, ``select``,
+``expand``, ``permute``, ``transpose``, ``empty``, ...) and composite calls such as ``reshape`` or ``contiguous``
+that did not copy. And the forward time with C=1 (no arithmetic to speak of: the cost of the calls themselves) on
+one thread, ours against the original in the same run.
+
 Matrix-multiply throughput: the median time of a float32 ``n x n @ n x n`` product (n = 2048 on CPU, 8192 on CUDA
 with TF32 off) in the same run, same threads: ``2 n^3 / t`` FLOP/s.
 
@@ -338,6 +346,106 @@ def measure(
     )
 
 
+# ATen calls that only make views or read metadata (or allocate without writing): not counted as host-side work
+_VIEW_OPS = frozenset(
+    "aten::" + name
+    for name in (
+        "view as_strided slice select expand expand_as permute transpose t unsqueeze squeeze _unsafe_view alias "
+        "detach lift_fresh empty empty_strided empty_like unfold _reshape_alias reshape view_as contiguous to "
+        "resolve_conj resolve_neg narrow split chunk unbind diagonal numpy_T movedim result_type is_nonzero "
+        "size stride dim is_floating_point"
+    ).split()
+)
+
+
+def _does_work(event: Any) -> bool:
+    """An ATen event that is not a view / metadata op, or that made such a call (e.g. a reshape that copied)."""
+    if event.name not in _VIEW_OPS:
+        return True
+    return any(child.name.startswith("aten::") and _does_work(child) for child in event.cpu_children)
+
+
+def count_aten_calls(fn: Callable[[], Any]) -> int:
+    """Outermost non-view ``aten::`` calls that ``fn`` makes (see the module docstring)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    count = 0
+    for event in prof.events():
+        if not event.name.startswith("aten::"):
+            continue
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith("aten::"):
+            parent = parent.cpu_parent
+        if parent is None and _does_work(event):
+            count += 1
+    return count
+
+
+@dataclass
+class HostCost:
+    """ATen calls per forward / forward + backward, and single-thread C=1 forward seconds (ours, original)."""
+
+    config: BenchConfig
+    calls_fwd: int
+    calls_fwdbwd: int
+    ours_c1: float
+    ref_c1: float | None = None
+
+
+def _c1_config(config: BenchConfig) -> BenchConfig:
+    batch, _, height, width = config.shape
+    return BenchConfig(config.name, (batch, 1, height, width), config.params)
+
+
+def measure_host_cost(
+    config: BenchConfig, device: torch.device, dtype: torch.dtype, warmup: int, repeats: int
+) -> HostCost:
+    """ATen call counts of ours at ``config`` and its C=1 forward time on one thread."""
+    generator = torch.Generator().manual_seed(0)
+    x1 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
+    x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
+    leaf1, leaf2 = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+
+    def forward() -> None:
+        with torch.no_grad():
+            _ours(x1, x2, **config.params)
+
+    def forward_backward() -> None:
+        _ours(leaf1, leaf2, **config.params).sum().backward()
+
+    forward_backward()  # warm-up
+    calls_fwd, calls_fwdbwd = count_aten_calls(forward), count_aten_calls(forward_backward)
+    small = _c1_config(config)
+    c1_a = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
+    c1_b = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            ours_c1 = median_time(lambda: _ours(c1_a, c1_b, **small.params), device, max(warmup, 2), repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return HostCost(config, calls_fwd, calls_fwdbwd, ours_c1)
+
+
+def render_host_cost(costs: list[HostCost], markdown: bool) -> str:
+    header = ["config", "ATen calls fwd", "ATen calls f+b", "ours C=1 fwd ms", "orig C=1 fwd ms", "orig/ours C=1"]
+    rows = [
+        [
+            cost.config.name,
+            str(cost.calls_fwd),
+            str(cost.calls_fwdbwd),
+            f"{cost.ours_c1 * 1000:.2f}",
+            "n/a" if cost.ref_c1 is None else f"{cost.ref_c1 * 1000:.2f}",
+            "n/a" if cost.ref_c1 is None else f"{cost.ref_c1 / cost.ours_c1:.2f}x",
+        ]
+        for cost in costs
+    ]
+    return _table(header, rows, markdown)
+
+
 def profile_ours(config: BenchConfig, device: torch.device, dtype: torch.dtype, rows: int = 12) -> str:
     """torch.profiler tables of one forward and one forward + backward of ours: top ops by self time, and (forward +
     backward) top ops by memory they allocated themselves."""
@@ -539,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     use_reference = not args.no_reference and device.type == "cpu"
     reference_note = "skipped (--no-reference)" if args.no_reference else "skipped (CPU build; --device cuda)"
-    reference_timings = None
+    reference_timings = reference_c1 = None
     if use_reference:
         reason = reference_skip_reason()
         if reason is not None:
@@ -554,6 +662,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"reference: the original op failed to run: {error}", file=sys.stderr)
                 return 2
             reference_note = f"{facts['module_file']} (torch {facts['torch_version']}, {facts['num_threads']} threads)"
+            small_cases = [
+                TimingCase(_c1_config(c).shape, c.params, args.dtype, args.repeats, max(args.warmup, 2), backward=False)
+                for c in configs
+            ]
+            reference_c1, _ = time_reference(small_cases, threads=1)
 
     flops = matmul_flops(device, args.repeats)
     rows = []
@@ -563,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
             row.ref_fwd = reference_timings[index].forward_median_s
             row.ref_fwdbwd = reference_timings[index].forward_backward_median_s
         rows.append(row)
+    costs = [measure_host_cost(config, device, dtype, args.warmup, args.repeats) for config in configs]
+    if reference_c1 is not None:
+        for cost, timing in zip(costs, reference_c1, strict=True):
+            cost.ref_c1 = timing.forward_median_s
 
     where = cpu_model() if device.type == "cpu" else torch.cuda.get_device_name(device)
     print(
@@ -578,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {config.name}: {_describe(config)}")
     print()
     print(render(rows, flops, args.markdown, reference_timings is not None))
+    print()
+    print("host-side cost: ATen calls per call (profiler) and the C=1 forward on one thread")
+    print(render_host_cost(costs, args.markdown))
     print()
     for line in target_report(rows):
         print(line)
