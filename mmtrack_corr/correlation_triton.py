@@ -14,9 +14,10 @@ Triton's CPU interpreter (``TRITON_INTERPRET=1`` set before Triton is imported) 
 tensors; the tests use it. The interpreter has no bfloat16, so there bfloat16 is computed in float32.
 
 Kernel layout (forward): one program per (output row h x patch row ph, block of BLOCK_W output columns, batch item).
-It holds a (BLOCK_P, BLOCK_W) float32 accumulator for all PatchW displacements of that patch row and loops over
-the kernel window and channel blocks; each step loads a (BLOCK_C, BLOCK_W) tile of ``input1`` once and the
-(BLOCK_C, BLOCK_P, BLOCK_W) tiles of ``input2`` it meets. Backward: one program per (batch item x channel block, input
+It computes all PatchW displacements of that patch row, looping over the kernel window and channel blocks: each step
+loads a (BLOCK_C, BLOCK_W) tile of ``input1`` once and the (BLOCK_C, BLOCK_P, BLOCK_W) tile of ``input2`` it meets
+and adds their products into a float32 (BLOCK_C, BLOCK_P, BLOCK_W) accumulator, reduced over channels once at the
+end. Backward: one program per (batch item x channel block, input
 row, block of input columns) of the gradient being built, looping over patch rows and the kernel window;
 the output position that an input pixel feeds is found by exact division (a pixel between strided positions
 feeds none).
@@ -51,7 +52,8 @@ INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 # params: (kH, kW, PatchH, PatchW, strideH, strideW, padH, padW, dilationH, dilationW, dilation_patchH, dilation_patchW)
 _NUM_PARAMS = 12
-_TILE_ELEMENTS = 8192  # elements of the largest register tile (BLOCK_C x BLOCK_P x BLOCK_W)
+_TILE_ELEMENTS = 8192  # elements of the register tiles (BLOCK_C x BLOCK_P x BLOCK_W): 32 per thread at 8 warps
+_NUM_WARPS = 8
 
 
 def _next_power_of_2(value: int) -> int:
@@ -125,7 +127,8 @@ if triton is not None:
         dx = (pw - (PW - 1) // 2) * DPW
         x1_base = x1_ptr + b * s1b
         x2_base = x2_ptr + b * s2b
-        acc = tl.zeros((BLOCK_P, BLOCK_W), dtype=ACC)
+        # element-wise partial sums over channel lanes; one reduction at the end instead of one per step
+        acc = tl.zeros((BLOCK_C, BLOCK_P, BLOCK_W), dtype=ACC)
         for i in range(KH):
             y = h * SH - PADH + i * DH
             y2 = y + dy
@@ -148,9 +151,9 @@ if triton is not None:
                         mask=c_ok[:, None, None] & ok2[None, :, :],
                         other=0.0,
                     ).to(ACC)
-                    acc += tl.sum(a[:, None, :] * v, axis=0)
+                    acc += a[:, None, :] * v
         out = out_ptr + (((b * PH + ph) * PW + pw[:, None]) * OH + h) * OW + w[None, :]
-        tl.store(out, acc, mask=(pw < PW)[:, None] & (w < OW)[None, :])
+        tl.store(out, tl.sum(acc, axis=0), mask=(pw < PW)[:, None] & (w < OW)[None, :])
 
     @triton.jit
     def _backward_kernel(
@@ -209,7 +212,7 @@ if triton is not None:
         col_ok = (xo >= 0) & (xo < W) & (pw < PW)[:, None] & (x < W)[None, :]
         grad_base = grad_ptr + b * sgb + pw[:, None] * sgq
         other_base = other_ptr + b * sob + c[:, None, None] * soc
-        acc = tl.zeros((BLOCK_C, BLOCK_W), dtype=ACC)
+        acc = tl.zeros((BLOCK_C, BLOCK_P, BLOCK_W), dtype=ACC)
         for ph in range(PH):
             dy = (ph - (PH - 1) // 2) * DPH
             if FIRST:
@@ -236,9 +239,9 @@ if triton is not None:
                         mask=c_ok[:, None, None] & ok[None, :, :],
                         other=0.0,
                     ).to(ACC)
-                    acc += tl.sum(g[None, :, :] * v, axis=1)
+                    acc += g[None, :, :] * v
         out = out_ptr + ((b * C + c[:, None]) * H + y) * W + x[None, :]
-        tl.store(out, acc, mask=c_ok[:, None] & (x < W)[None, :])
+        tl.store(out, tl.sum(acc, axis=1), mask=c_ok[:, None] & (x < W)[None, :])
 
 
 def _accumulator(dtype: torch.dtype):  # -> tl.dtype
@@ -278,6 +281,7 @@ def _forward(x1: Tensor, x2: Tensor, params: Sequence[int]) -> Tensor:
         BLOCK_C=block_c,
         BLOCK_P=block_p,
         BLOCK_W=block_w,
+        num_warps=_NUM_WARPS,
     )
     return out.to(out_dtype)
 
@@ -312,6 +316,7 @@ def _backward(grad: Tensor, other: Tensor, params: Sequence[int], first: bool) -
         BLOCK_C=block_c,
         BLOCK_P=block_p,
         BLOCK_W=block_w,
+        num_warps=_NUM_WARPS,
     )
     return out.to(out_dtype)
 
