@@ -407,3 +407,12 @@ def test_uavdt_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     c = metrics["combined"]
     assert (c["MOTA"], c["IDF1"], c["IDSW"]) == (100.0, 100.0, 0)
     assert "COMBINED" in capsys.readouterr().out
+
+
+def test_cli_module_imports_neither_torch_nor_mmtrack_corr() -> None:
+    """The learned estimator is imported by name only when --tracker motion runs without --motion-source."""
+    import subprocess
+
+    code = "import sys, trackers.cli; print(sorted(m for m in ('torch', 'mmtrack_corr') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
