@@ -471,6 +471,26 @@ def test_killing_the_main_process_stops_every_worker(tmp_path: Path, sig: signal
 
 
 @pytest.mark.skipif(not LINUX, reason="process checks read /proc")
+def test_ctrl_c_mid_run_drops_queued_work(tmp_path: Path) -> None:
+    root = image_dataset(tmp_path / "ds", names=("A", "B", "C"), frames=40)
+    out = tmp_path / "out"
+    proc = _start(root, out, "--workers", "2")
+    kids = _wait_for_workers(proc, 3)
+    time.sleep(0.6)  # A and B are running (40 frames x 50 ms each), C is queued
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    end = time.monotonic() + 10
+    while any(_alive(k) for k in kids) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not [k for k in kids if _alive(k)]
+    assert not (out / "C.txt").exists() and not (out / "C.txt.partial").exists()  # never started
+    _all_files_parse(out)
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["sequences"] == {}
+
+
+@pytest.mark.skipif(not LINUX, reason="process checks read /proc")
 def test_ctrl_c_during_worker_start_up(tmp_path: Path) -> None:
     root = image_dataset(tmp_path / "ds", frames=60)
     out = tmp_path / "out"
