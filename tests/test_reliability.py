@@ -104,6 +104,31 @@ def test_numbers_out_of_range_name_file_and_line(tmp_path: Path, line: str, expe
         read_mot_detections(path)
 
 
+def test_streaming_parser_blocks_agree_with_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny blocks (every fast/slow path switch, lines cut at block ends) give the same table and line numbers."""
+    import trackers.mot_io.parsing as parsing
+
+    rng = np.random.default_rng(2)
+    lines = []
+    for k in range(400):
+        row = f"{k // 7 + 1},-1,{rng.uniform(0, 500):.3f},{rng.uniform(0, 500):.3f},20,40,{rng.random():.4f},-1,-1,-1"
+        lines.append(row if k % 37 else row.replace(",", " "))  # some whitespace-separated rows
+        if k % 53 == 0:
+            lines.append("   ")  # blank lines shift the line numbers
+    path = tmp_path / "det.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())  # BOM, no final newline
+    whole = read_mot_detections(path)
+    for block in (7, 64, 1000):
+        monkeypatch.setattr(parsing, "_BLOCK_BYTES", block)
+        part = read_mot_detections(path)
+        for field in ("frames", "tlwh", "scores", "line_numbers"):
+            assert np.array_equal(getattr(whole, field), getattr(part, field)), (block, field)
+    assert whole.line_numbers[-1] == len(lines) and len(whole) == 400
+    path.write_bytes("\n".join(lines[:300]).encode() + b"\n1,-1,\xff,1,5,5,0.9,-1,-1,-1\n")
+    with pytest.raises(ValueError, match=r"det.txt:301: not UTF-8 text \(byte 0xff\)"):
+        read_mot_detections(path)
+
+
 def test_cli_frame_1e19_is_exit_2_not_silently_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _copy(tmp_path)
     det = root / SEQ / "det" / "det.txt"
