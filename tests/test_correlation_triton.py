@@ -215,6 +215,38 @@ def test_tracing_uses_the_aten_path():
     assert torch.equal(traced(x1, x2), spatial_correlation_sample(x1, x2, 1, 3))
 
 
+@pytest.mark.skipif(INTERPRETER, reason="the interpreter does not compile")
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+def test_kernels_compile_for_sm90_without_a_gpu(dtype):
+    """Triton's compiler (with the ptxas its wheel ships) builds every kernel for an H100/H200 on any machine."""
+    if not HAS_TRITON:
+        pytest.skip("Triton is not installed")
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from mmtrack_corr import correlation_triton as kernels
+
+    for patch_w in (9, 21):
+        block_c, block_p, block_w = kernels._blocks(patch_w)
+        constants = {"ACC": tl.float32, "BLOCK_C": block_c, "BLOCK_P": block_p, "BLOCK_W": block_w}
+        for kernel, pointers, extra in (
+            (kernels._forward_kernel, ("x1_ptr", "x2_ptr", "out_ptr"), {}),
+            (kernels._backward_kernel, ("grad_ptr", "other_ptr", "out_ptr"), {"FIRST": True}),
+            (kernels._backward_kernel, ("grad_ptr", "other_ptr", "out_ptr"), {"FIRST": False}),
+        ):
+            constexprs = {**constants, **extra}
+            signature = {
+                name: "*" + dtype if name in pointers else "constexpr" if name in constexprs else "i32"
+                for name in kernel.arg_names
+            }
+            compiled = triton.compile(
+                ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32), options={"num_warps": 8}
+            )
+            assert ".target sm_90" in compiled.asm["ptx"]
+
+
 # --- the interpreter run from a plain CPU session -------------------------------------------------------------------
 
 
