@@ -210,7 +210,8 @@ class MultiScaleMotionHead(nn.Module):
     Args:
         in_channels: channels of the three feature levels (strides 8, 16, 32).
         context: global-context block kind at every level ("scan", "attention", "conv", "none"), or per level as
-            "k8,k16,k32" (e.g. "conv,scan,scan").
+            "k8,k16,k32". Default: a convolutional block at stride 8 (a scan there costs ~20 ms of CPU at 544x960)
+            and bidirectional selective scans at strides 16 and 32.
         widths: channels of the head at strides 8, 16, 32.
 
     Example:
@@ -222,7 +223,9 @@ class MultiScaleMotionHead(nn.Module):
 
     stride = 8
 
-    def __init__(self, in_channels: Sequence[int], context: str = "scan", widths: Sequence[int] = (32, 48, 64)) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], context: str = "conv,scan,scan", widths: Sequence[int] = (32, 48, 64)
+    ) -> None:
         super().__init__()
         self.in_channels = _check_channels("in_channels", in_channels)
         self.widths = _check_channels("widths", widths)

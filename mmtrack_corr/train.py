@@ -2,7 +2,7 @@
 
 Single process::
 
-    mmtrack-train-motion --out out/train --steps 3000
+    mmtrack-train-motion --out out/train --threads 1 --export weights/motion_default.pt
 
 Several processes (CPU: gloo, one process per core; GPUs: nccl, one per GPU), same code path::
 
@@ -91,7 +91,7 @@ class TrainConfig:
     """
 
     out: str = "out/train"
-    steps: int = 3000
+    steps: int = 2400
     batch_size: int = 8
     height: int = 256
     width: int = 448
@@ -116,7 +116,7 @@ class TrainConfig:
     val_pairs: int = 48
     encoder_widths: str = "16,32,48,64,96"
     heads: str = "multiscale,light"
-    context: str = "scan"
+    context: str = "conv,scan,scan"
     multiscale_widths: str = "32,48,64"
     light_width: int = 64
     resume: str = ""
