@@ -52,7 +52,7 @@ from mmtrack_demo import (
     flow_to_color,
 )
 from mmtrack_demo.cli import track_to_files
-from mmtrack_demo.motion import learned_available
+from mmtrack_demo.motion import LEARNED_MAX_SIDE, learned_available
 
 from mmtrack_corr.synth_cli import write_sequence
 from mmtrack_corr.synthetic import SPEED_LEVELS, camera_speed, make_sequence
@@ -97,7 +97,7 @@ def learned_source() -> Any:
     return MotionEstimator.from_pretrained(
         os.environ.get("BENCH_MOTION_WEIGHTS") or "default",
         device=os.environ.get("BENCH_DEVICE", "cpu"),
-        max_side=int(max_side) if max_side else 1088,
+        max_side=int(max_side) if max_side else LEARNED_MAX_SIDE,
     )
 
 
@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trackers", nargs="+", choices=tuple(TRACKER_LABELS), default=list(TRACKER_LABELS))
     p.add_argument("--motion-weights", default=None, help="learned-motion weights (default: the shipped ones)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--motion-max-side", type=int, default=None,
-                   help="learned motion: longer side of the network's working size (default 1088)")  # fmt: skip
+    p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
+                   help=f"learned motion: longer side of the network's working size ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
     p.add_argument("--data", type=Path, default=ROOT / "out" / "bench_camera_motion" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_camera_motion")
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n## Camera-motion benchmark: {args.seeds} held-out sequences x {args.frames} frames per speed, 544x960")
     if "motion" in trackers:
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
-              f"{args.motion_max_side or 1088}")  # fmt: skip
+              f"{args.motion_max_side}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers
