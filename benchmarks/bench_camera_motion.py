@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motion-weights", default=None, help="learned-motion weights (default: the shipped ones)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
-                   help=f"learned motion: longer side of the network's working size ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
+                   help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
     p.add_argument("--data", type=Path, default=ROOT / "out" / "bench_camera_motion" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_camera_motion")
