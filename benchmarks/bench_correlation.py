@@ -25,13 +25,14 @@ of what the call returns (the output; for forward + backward also the two input 
 implementation must hold), so "extra" is the transient working memory, and divide by the output's bytes. On CUDA
 the same quantity comes from ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
 
-Host-side cost (the third table): the number of ATen calls one forward (under ``no_grad``) and one forward + backward
-of ours issue, counted with ``torch.profiler`` as the outermost ``aten::`` events (an ATen call made inside another
-one is part of it; autograd's backward nodes are not ATen calls, the ATen calls they make are counted), leaving out
-calls that do no work on data: pure view / metadata ops (``view``, ``as_strided``, ``slice``, ``select``,
-``expand``, ``permute``, ``transpose``, ``empty``, ...) and composite calls such as ``reshape`` or ``contiguous``
-that did not copy. And the forward time with C=1 (no arithmetic to speak of: the cost of the calls themselves) on
-one thread, ours against the original in the same run.
+Host-side cost (the third table), for each ATen path of ours (``correlation_backend("aten")``, the CPU default, and
+``"batched"``): the number of ATen calls one forward (under ``no_grad``) and one forward + backward issue, counted
+with ``torch.profiler`` as the outermost ``aten::`` events (an ATen call made inside another one is part of it;
+autograd's backward nodes are not ATen calls, the ATen calls they make are counted), leaving out calls that do no
+work on data: pure view / metadata ops (``view``, ``as_strided``, ``slice``, ``select``, ``expand``, ``permute``,
+``transpose``, ``empty``, ...) and composite calls such as ``reshape`` or ``contiguous`` that did not copy. And the
+forward time with C=1 (no arithmetic to speak of: the cost of the calls themselves) on one thread, ours against the
+original in the same run.
 
 Matrix-multiply throughput: the median time of a float32 ``n x n @ n x n`` product (n = 2048 on CPU, 8192 on CUDA
 with TF32 off) in the same run, same threads: ``2 n^3 / t`` FLOP/s.
@@ -64,6 +65,7 @@ import torch
 import torch.nn.functional as F
 
 import mmtrack_corr
+from mmtrack_corr.correlation import correlation_backend
 
 _TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 if str(_TESTS_DIR) not in sys.path:
@@ -385,13 +387,16 @@ def count_aten_calls(fn: Callable[[], Any]) -> int:
 
 @dataclass
 class HostCost:
-    """ATen calls per forward / forward + backward, and single-thread C=1 forward seconds (ours, original)."""
+    """Per backend ("aten", "batched"): ATen calls per forward / forward + backward and the C=1 forward seconds on
+    one thread; and the original's C=1 forward seconds."""
 
     config: BenchConfig
-    calls_fwd: int
-    calls_fwdbwd: int
-    ours_c1: float
+    calls: dict[str, tuple[int, int]]
+    c1: dict[str, float]
     ref_c1: float | None = None
+
+
+HOST_BACKENDS = ("aten", "batched")
 
 
 def _c1_config(config: BenchConfig) -> BenchConfig:
@@ -402,47 +407,56 @@ def _c1_config(config: BenchConfig) -> BenchConfig:
 def measure_host_cost(
     config: BenchConfig, device: torch.device, dtype: torch.dtype, warmup: int, repeats: int
 ) -> HostCost:
-    """ATen call counts of ours at ``config`` and its C=1 forward time on one thread."""
+    """ATen call counts of ours at ``config`` and its C=1 forward time on one thread, for each ATen backend."""
     generator = torch.Generator().manual_seed(0)
     x1 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
     x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
     leaf1, leaf2 = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    small = _c1_config(config)
+    c1_a = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
+    c1_b = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
 
     def forward() -> None:
         with torch.no_grad():
             _ours(x1, x2, **config.params)
 
     def forward_backward() -> None:
+        leaf1.grad = leaf2.grad = None
         _ours(leaf1, leaf2, **config.params).sum().backward()
 
-    forward_backward()  # warm-up
-    calls_fwd, calls_fwdbwd = count_aten_calls(forward), count_aten_calls(forward_backward)
-    small = _c1_config(config)
-    c1_a = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
-    c1_b = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    def forward_c1() -> None:
         with torch.no_grad():
-            ours_c1 = median_time(lambda: _ours(c1_a, c1_b, **small.params), device, max(warmup, 2), repeats)
-    finally:
-        torch.set_num_threads(threads)
-    return HostCost(config, calls_fwd, calls_fwdbwd, ours_c1)
+            _ours(c1_a, c1_b, **small.params)
+
+    calls, c1 = {}, {}
+    threads = torch.get_num_threads()
+    for backend in HOST_BACKENDS:
+        with correlation_backend(backend):
+            forward_backward()  # warm-up
+            calls[backend] = (count_aten_calls(forward), count_aten_calls(forward_backward))
+            torch.set_num_threads(1)
+            try:
+                c1[backend] = median_time(forward_c1, device, max(warmup, 2), repeats)
+            finally:
+                torch.set_num_threads(threads)
+    leaf1.grad = leaf2.grad = None
+    return HostCost(config, calls, c1)
 
 
 def render_host_cost(costs: list[HostCost], markdown: bool) -> str:
-    header = ["config", "ATen calls fwd", "ATen calls f+b", "ours C=1 fwd ms", "orig C=1 fwd ms", "orig/ours C=1"]
-    rows = [
-        [
-            cost.config.name,
-            str(cost.calls_fwd),
-            str(cost.calls_fwdbwd),
-            f"{cost.ours_c1 * 1000:.2f}",
-            "n/a" if cost.ref_c1 is None else f"{cost.ref_c1 * 1000:.2f}",
-            "n/a" if cost.ref_c1 is None else f"{cost.ref_c1 / cost.ours_c1:.2f}x",
-        ]
-        for cost in costs
-    ]
+    header = ["config"]
+    for backend in HOST_BACKENDS:
+        header += [f"{backend} calls fwd", f"{backend} calls f+b", f"{backend} C=1 fwd ms"]
+    header += ["orig C=1 fwd ms"] + [f"orig/{backend} C=1" for backend in HOST_BACKENDS]
+    rows = []
+    for cost in costs:
+        row = [cost.config.name]
+        for backend in HOST_BACKENDS:
+            fwd, fwdbwd = cost.calls[backend]
+            row += [str(fwd), str(fwdbwd), f"{cost.c1[backend] * 1000:.2f}"]
+        row.append("n/a" if cost.ref_c1 is None else f"{cost.ref_c1 * 1000:.2f}")
+        row += ["n/a" if cost.ref_c1 is None else f"{cost.ref_c1 / cost.c1[backend]:.2f}x" for backend in HOST_BACKENDS]
+        rows.append(row)
     return _table(header, rows, markdown)
 
 
@@ -696,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render(rows, flops, args.markdown, reference_timings is not None))
     print()
-    print("host-side cost: ATen calls per call (profiler) and the C=1 forward on one thread")
+    print('host-side cost of the ATen paths ("aten": the default on CPU; "batched": correlation_backend("batched")):')
+    print("ATen calls per call (profiler) and the C=1 forward on one thread")
     print(render_host_cost(costs, args.markdown))
     print()
     for line in target_report(rows):

@@ -249,32 +249,155 @@ def _correlate_backward(
                     g2[b, :, ya:yb, c0:c1].add_(acc2.permute(1, 0, 2))
                     del acc2
     return g1, g2
-    rows1 = slice(rows[1] + first * rows[2], rows[1] + (last - 1) * rows[2] + 1, rows[2])
-    tiles = _column_tiles(cols, x1.device)
-    for b in range(x1.shape[0]):
-        for w0, w1, c0, c1, index, valid in tiles:
-            x0 = cols[1] + w0 * cols[2]
-            cs = slice(x0, x0 + (w1 - w0 - 1) * cols[2] + 1, cols[2])
-            acc1 = x1.new_zeros(last - first, channels, w1 - w0) if g1 is not None else None  # by output row
-            acc2 = x2.new_zeros(height, channels, c1 - c0) if g2 is not None else None  # by input2 row
-            for ph in range(rows[4]):
-                dy, h0, h1 = _rows_for(rows, ph)
-                if h0 >= h1:
-                    continue
-                y0 = rows[1] + h0 * rows[2]
-                r1 = slice(y0, y0 + (h1 - h0 - 1) * rows[2] + 1, rows[2])
-                r2 = slice(r1.start + dy, r1.stop + dy, rows[2])
-                band = grad[b, ph, :, h0:h1, w0:w1].permute(1, 0, 2).masked_fill(~valid, 0.0)  # (nh, PatchW, nt)
-                d_gram = band.new_zeros(h1 - h0, c1 - c0, w1 - w0)  # (nh, nc, nt), the gram's gradient
-                d_gram.scatter_add_(1, index.expand(h1 - h0, -1, -1), band)
-                if acc1 is not None:
-                    acc1[h0 - first : h1 - first].baddbmm_(x2[b, :, r2, c0:c1].permute(1, 0, 2), d_gram)
-                if acc2 is not None:
-                    acc2[r2].baddbmm_(x1[b, :, r1, cs].permute(1, 0, 2), d_gram.transpose(1, 2))
-            if g1 is not None and acc1 is not None:
-                g1[b, :, rows1, cs].add_(acc1.permute(1, 0, 2))
-            if g2 is not None and acc2 is not None:
-                g2[b, :, :, c0:c1].add_(acc2.permute(1, 0, 2))
+
+
+# The batched formulation: the same banded Gram products as above, but all of them in ONE batched matrix product,
+# so that the number of ATen calls is fixed (about 10 per forward, 20 per backward) whatever the batch, patch and
+# width. Output rows are grouped by their residue s = h mod dilation_patchH and split into column tiles; for each
+# (batch item, tile, s, q = h div dilation_patchH) the displacement rows that output row h meets are consecutive
+# rows u = q * strideH + ph of one block of a copy of input2 laid out (B, tiles, s, u, band column, C), so the window
+# of all PatchH rows is one (PatchH * band, C) matrix at a constant step from the previous one: a plain strided view.
+# Blocks carry PatchH - 1 rows of slack (computed, then dropped) so that the view's batch stride is uniform.
+# The price is memory: input copies (about 1.5-2x each input) and a Gram of about 3-4x the output, against
+# <= 2x the output for the loop above; see correlation_backend("batched").
+_Layout = tuple[int, int, int, int, int, int]  # (tile, tiles, band, q rows per block, first dy, first dx)
+
+
+def _batched_layout(rows: _Grid, cols: _Grid) -> _Layout:
+    patch_h, dp_h, step_h, count_h = rows[4], rows[5], rows[2], rows[3]
+    step_w, count_w, patch_w, dp_w = cols[2], cols[3], cols[4], cols[5]
+    span = (patch_w - 1) * dp_w + 1
+    tile = min(max(16, (2 * span) // step_w), count_w)  # measured on CPU: 16-32 columns balance waste and speed
+    tiles = -(-count_w // tile)
+    band = (tile - 1) * step_w + span
+    q_rows = -(-count_h // dp_h) - 1 + -(-patch_h // step_h)
+    return tile, tiles, band, q_rows, -((patch_h - 1) // 2) * dp_h, -((patch_w - 1) // 2) * dp_w
+
+
+def _input2_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[tuple[int, int, int, int], int, int]:
+    """F.pad amounts (left, right, top, bottom) so that every window pixel exists, and the first window pixel."""
+    tile, tiles, band, q_rows, dy0, dx0 = lay
+    first_y, first_x = rows[1] + dy0, cols[1] + dx0
+    last_y = first_y + (rows[5] - 1) * rows[2] + (q_rows * rows[2] - 1) * rows[5]
+    last_x = first_x + (tiles - 1) * tile * cols[2] + band - 1
+    pad = (max(0, -first_x), max(0, last_x - cols[0] + 1), max(0, -first_y), max(0, last_y - rows[0] + 1))
+    return pad, first_y, first_x
+
+
+def _input1_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[int, int, int, int]:
+    tile, tiles, q_rows = lay[0], lay[1], lay[3]
+    last_y = rows[1] + (q_rows * rows[5] - 1) * rows[2]
+    last_x = cols[1] + (tiles * tile - 1) * cols[2]
+    return (max(0, -cols[1]), max(0, last_x - cols[0] + 1), max(0, -rows[1]), max(0, last_y - rows[0] + 1))
+
+
+def _padded(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
+    return torch.nn.functional.pad(x, pad) if any(pad) else x
+
+
+def _windows(x2: Tensor, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
+    """Every output row's window of input2: (N, PatchH * band, C), N = B * tiles * dilation_patchH * q_rows."""
+    tile, tiles, band, q_rows = lay[:4]
+    batch, channels = x2.shape[0], x2.shape[1]
+    step_h, patch_h, dp_h = rows[2], rows[4], rows[5]
+    pad, first_y, first_x = _input2_padding(rows, cols, lay)
+    x2p = _padded(x2, pad)
+    sb, sc, sy, sx = x2p.stride()
+    u_rows = q_rows * step_h
+    used = batch * tiles * dp_h * u_rows * band * channels
+    slack = max(0, patch_h - step_h) * band * channels  # the last block's slack windows read past its end
+    buffer = x2.new_empty(used + slack)
+    buffer[used:].zero_()
+    source = x2p.as_strided(
+        (batch, tiles, dp_h, u_rows, band, channels),
+        (sb, tile * cols[2] * sx, step_h * sy, dp_h * sy, sx, sc),
+        x2p.storage_offset() + (first_y + pad[2]) * sy + (first_x + pad[0]) * sx,
+    )
+    buffer[:used].view(batch, tiles, dp_h, u_rows, band, channels).copy_(source)
+    count = batch * tiles * dp_h * q_rows
+    return buffer.as_strided((count, patch_h * band, channels), (step_h * band * channels, channels, 1))
+
+
+def _positions_view(x1p: Tensor, rows: _Grid, cols: _Grid, lay: _Layout, pad: tuple[int, int, int, int]) -> Tensor:
+    """input1 (padded by ``pad``) at the output positions: (B, tiles, dilation_patchH, q_rows, tile, C), a view."""
+    tile, tiles, q_rows = lay[0], lay[1], lay[3]
+    sb, sc, sy, sx = x1p.stride()
+    step_h, dp_h, step_w = rows[2], rows[5], cols[2]
+    return x1p.as_strided(
+        (x1p.shape[0], tiles, dp_h, q_rows, tile, x1p.shape[1]),
+        (sb, tile * step_w * sx, step_h * sy, dp_h * step_h * sy, step_w * sx, sc),
+        x1p.storage_offset() + (rows[1] + pad[2]) * sy + (cols[1] + pad[0]) * sx,
+    )
+
+
+def _band_view(gram: Tensor, batch: int, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
+    """The entries of the Gram (N, PatchH * band, tile) that are outputs: (B, tiles, s, q, PatchH, PatchW, tile)."""
+    tile, tiles, band, q_rows = lay[:4]
+    patch_h, dp_h, patch_w, dp_w, step_w = rows[4], rows[5], cols[4], cols[5], cols[2]
+    plane = patch_h * band * tile
+    return gram.as_strided(
+        (batch, tiles, dp_h, q_rows, patch_h, patch_w, tile),
+        (
+            tiles * dp_h * q_rows * plane,
+            dp_h * q_rows * plane,
+            q_rows * plane,
+            plane,
+            band * tile,
+            dp_w * tile,
+            step_w * tile + 1,
+        ),
+    )
+
+
+def _correlate_batched(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
+    """:func:`_correlate` with a fixed number of ATen calls (see the comment above :func:`_batched_layout`)."""
+    batch = x1.shape[0]
+    lay = _batched_layout(rows, cols)
+    tile, tiles, q_rows = lay[0], lay[1], lay[3]
+    pad = _input1_padding(rows, cols, lay)
+    positions = _positions_view(_padded(x1, pad), rows, cols, lay, pad).reshape(-1, tile, x1.shape[1])
+    gram = torch.bmm(_windows(x2, rows, cols, lay), positions.transpose(1, 2))  # (N, PatchH * band, tile)
+    band = _band_view(gram, batch, rows, cols, lay).permute(0, 4, 5, 3, 2, 1, 6)  # (B, PH, PW, q, s, tiles, tile)
+    full = band.reshape(batch, rows[4], cols[4], q_rows * rows[5], tiles * tile)
+    return full[..., : rows[3], : cols[3]].contiguous()
+
+
+def _correlate_batched_backward(
+    grad: Tensor, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid, need1: bool, need2: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of :func:`_correlate_batched`: the two transposed batched products."""
+    batch, channels, height, width = x1.shape
+    lay = _batched_layout(rows, cols)
+    tile, tiles, band, q_rows = lay[:4]
+    count = batch * tiles * rows[5] * q_rows
+    grad_full = torch.nn.functional.pad(grad, (0, tiles * tile - cols[3], 0, q_rows * rows[5] - rows[3]))
+    d_gram = grad.new_zeros(count, rows[4] * band, tile)
+    _band_view(d_gram, batch, rows, cols, lay).copy_(
+        grad_full.view(batch, rows[4], cols[4], q_rows, rows[5], tiles, tile).permute(0, 5, 4, 3, 1, 2, 6)
+    )
+    g1 = g2 = None
+    if need1:
+        d_positions = torch.bmm(d_gram.transpose(1, 2), _windows(x2, rows, cols, lay))  # (N, tile, C)
+        pad = _input1_padding(rows, cols, lay)
+        g1p = x1.new_zeros(batch, channels, height + pad[2] + pad[3], width + pad[0] + pad[1])
+        # distinct output positions are distinct pixels: a plain copy, no accumulation
+        _positions_view(g1p, rows, cols, lay, pad).copy_(d_positions.view(batch, tiles, rows[5], q_rows, tile, -1))
+        g1 = g1p[:, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width].contiguous()
+    if need2:
+        positions_pad = _input1_padding(rows, cols, lay)
+        positions = _positions_view(_padded(x1, positions_pad), rows, cols, lay, positions_pad)
+        d_windows = torch.bmm(d_gram, positions.reshape(-1, tile, channels))  # (N, PatchH * band, C)
+        # windows overlap (rows and tiles): add every window pixel into its input2 pixel
+        pad, first_y, first_x = _input2_padding(rows, cols, lay)
+        hp, wp = height + pad[2] + pad[3], width + pad[0] + pad[1]
+        size = (batch, tiles, rows[5], q_rows, rows[4], band)
+        stride = (hp * wp, tile * cols[2], rows[2] * wp, rows[5] * rows[2] * wp, rows[5] * wp, 1)
+        offset = (first_y + pad[2]) * wp + first_x + pad[0]
+        end = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
+        index = torch.arange(end, device=x1.device).as_strided(size, stride, offset).reshape(-1)
+        g2p = x2.new_zeros(max(end, batch * hp * wp), channels).index_add_(0, index, d_windows.view(-1, channels))
+        g2p = g2p[: batch * hp * wp].view(batch, hp, wp, channels).permute(0, 3, 1, 2)
+        g2 = g2p[:, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width].contiguous()
     return g1, g2
 
 
@@ -282,17 +405,17 @@ class _Correlation(torch.autograd.Function):
     """Kernel-size-1 correlation with a lean backward: only the two inputs are saved."""
 
     @staticmethod
-    def forward(ctx, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid, batched: bool) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(x1, x2)
-        ctx.grids = (rows, cols)
-        return _correlate(x1, x2, rows, cols)
+        ctx.grids = (rows, cols, batched)
+        return (_correlate_batched if batched else _correlate)(x1, x2, rows, cols)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x1, x2 = ctx.saved_tensors
-        rows, cols = ctx.grids
-        g1, g2 = _CorrelationBackward.apply(grad, x1, x2, rows, cols, ctx.needs_input_grad[:2])
-        return g1, g2, None, None
+        rows, cols, batched = ctx.grids
+        g1, g2 = _CorrelationBackward.apply(grad, x1, x2, rows, cols, ctx.needs_input_grad[:2], batched)
+        return g1, g2, None, None, None
 
 
 class _CorrelationBackward(torch.autograd.Function):
@@ -303,11 +426,12 @@ class _CorrelationBackward(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, grad, x1, x2, rows, cols, needs):  # type: ignore[override]
+    def forward(ctx, grad, x1, x2, rows, cols, needs, batched):  # type: ignore[override]
         ctx.save_for_backward(grad, x1, x2)
-        ctx.grids = (rows, cols)
+        ctx.grids = (rows, cols, batched)
         ctx.needs = needs
-        g1, g2 = _correlate_backward(grad.contiguous(), x1, x2, rows, cols, needs[0], needs[1])
+        backward = _correlate_batched_backward if batched else _correlate_backward
+        g1, g2 = backward(grad.contiguous(), x1, x2, rows, cols, needs[0], needs[1])
         # autograd.Function outputs must be tensors: return empty placeholders where no gradient is wanted
         empty = x1.new_empty(0)
         return (g1 if g1 is not None else empty), (g2 if g2 is not None else empty)
@@ -315,7 +439,7 @@ class _CorrelationBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gg1: Tensor, gg2: Tensor):  # type: ignore[override]
         grad, x1, x2 = ctx.saved_tensors
-        rows, cols = ctx.grids
+        rows, cols, batched = ctx.grids
         need_grad, need_x1, need_x2 = ctx.needs_input_grad[:3]
         has1, has2 = ctx.needs
         d_grad = d_x1 = d_x2 = None
@@ -324,14 +448,14 @@ class _CorrelationBackward(torch.autograd.Function):
         if need_grad:
             d_grad = torch.zeros_like(grad)
             if has1 and gg1.numel():
-                d_grad = d_grad + _Correlation.apply(gg1, x2, rows, cols)
+                d_grad = d_grad + _Correlation.apply(gg1, x2, rows, cols, batched)
             if has2 and gg2.numel():
-                d_grad = d_grad + _Correlation.apply(x1, gg2, rows, cols)
+                d_grad = d_grad + _Correlation.apply(x1, gg2, rows, cols, batched)
         if need_x2 and has1 and gg1.numel():
-            d_x2 = _CorrelationBackward.apply(grad, gg1, x2, rows, cols, (False, True))[1]
+            d_x2 = _CorrelationBackward.apply(grad, gg1, x2, rows, cols, (False, True), batched)[1]
         if need_x1 and has2 and gg2.numel():
-            d_x1 = _CorrelationBackward.apply(grad, x1, gg2, rows, cols, (True, False))[0]
-        return d_grad, d_x1, d_x2, None, None, None
+            d_x1 = _CorrelationBackward.apply(grad, x1, gg2, rows, cols, (True, False), batched)[0]
+        return d_grad, d_x1, d_x2, None, None, None, None
 
 
 def _validate_inputs(input1: object, input2: object) -> tuple[Tensor, Tensor]:
@@ -408,7 +532,7 @@ def _sample(
     return out.to(dtype)
 
 
-_BACKENDS = ("auto", "aten", "triton")
+_BACKENDS = ("auto", "aten", "batched", "triton")
 _BACKEND_VARIABLE = "MMTRACK_CORR_BACKEND"
 _backend_override: list[str] = []  # innermost correlation_backend() last
 
@@ -424,13 +548,19 @@ def correlation_backend(backend: str) -> Iterator[None]:
     """Forces the implementation of :func:`spatial_correlation_sample` inside a ``with`` block.
 
     ``"auto"`` (the default) runs the fused Triton kernels for CUDA tensors when Triton is installed and the plain
-    ATen ops otherwise (CPU, TorchScript, tracing, ONNX export). ``"aten"`` always runs the ATen ops; ``"triton"``
-    always runs the Triton kernels (CUDA tensors, or CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``
-    set before Triton is imported) and raises where they cannot run. The environment variable
-    ``MMTRACK_CORR_BACKEND`` sets the default for the whole process; an enclosing ``with`` block wins over it.
+    ATen ops otherwise (CPU, TorchScript, tracing, ONNX export). ``"aten"`` always runs the ATen ops (per patch row
+    and column tile: a few hundred small calls, memory <= 2x the output). ``"batched"`` runs the same products as a
+    fixed handful of ATen calls (about 10 per forward, 30 per forward + backward, whatever the batch, patch and
+    width) at the price of memory (copies of the inputs and a Gram of ~3-4x the output); it is for devices where
+    each call is costly (a GPU without Triton, a busy CPU); TorchScript, tracing, export and ``torch.compile``
+    keep ``"aten"``.
+    ``"triton"`` always runs the Triton kernels (CUDA tensors, or CPU tensors under Triton's interpreter,
+    ``TRITON_INTERPRET=1`` set before Triton is imported) and raises where they cannot run. All give the same
+    numbers up to float rounding. The environment variable ``MMTRACK_CORR_BACKEND`` sets the default for the whole
+    process; an enclosing ``with`` block wins over it.
 
     Args:
-        backend: "auto", "aten" or "triton".
+        backend: "auto", "aten", "batched" or "triton".
 
     Raises:
         ValueError: ``backend`` is not one of these names.
@@ -458,7 +588,7 @@ def _selected_backend() -> str:
 @torch.jit.unused
 def _use_triton(x1: Tensor) -> bool:
     backend = _selected_backend()
-    if backend == "aten":
+    if backend in ("aten", "batched"):
         return False
     exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
     if backend == "auto":
@@ -492,10 +622,13 @@ def _apply(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
 
 @torch.jit.unused
 def _apply_eager(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
+    # torch.compile / export trace the loop path: the batched one needs storage offsets, which Dynamo cannot trace
+    tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+    batched = not tracing and _selected_backend() == "batched"
     if torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad):
-        return _Correlation.apply(x1, x2, rows, cols)
+        return _Correlation.apply(x1, x2, rows, cols, batched)
     # Inference (and tracing / export): the plain ops, no autograd.Function in the graph.
-    return _correlate(x1, x2, rows, cols)
+    return (_correlate_batched if batched else _correlate)(x1, x2, rows, cols)
 
 
 def spatial_correlation_sample(

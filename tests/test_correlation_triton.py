@@ -178,12 +178,13 @@ def test_torch_compile_fullgraph_calls_the_triton_op(kernel_device):
 
 
 def test_backend_switch_validates_its_argument(monkeypatch):
-    with pytest.raises(ValueError, match="backend: expected one of auto, aten, triton, got 'cuda'"):
+    with pytest.raises(ValueError, match="backend: expected one of auto, aten, batched, triton, got 'cuda'"):
         with correlation_backend("cuda"):
             pass
     monkeypatch.setenv("MMTRACK_CORR_BACKEND", "fast")
     x1, x2 = inputs((1, 2, 3, 4), "cpu")
-    with pytest.raises(ValueError, match="MMTRACK_CORR_BACKEND: expected one of auto, aten, triton, got 'fast'"):
+    expected = "MMTRACK_CORR_BACKEND: expected one of auto, aten, batched, triton, got 'fast'"
+    with pytest.raises(ValueError, match=expected):
         spatial_correlation_sample(x1, x2, 1, 3)
     with correlation_backend("aten"):  # the context manager wins over the environment
         assert_close_to(spatial_correlation_sample(x1, x2, 1, 3), naive_correlation(x1, x2, 1, 3))
