@@ -61,8 +61,14 @@ CONFIGS: dict[str, tuple[tuple[int, int, int, int], dict[str, int]]] = {
     "flownetc_b1": ((1, 256, 48, 64), {"kernel_size": 1, "patch_size": 21, "dilation_patch": 2}),
     "flownetc_b8": ((8, 256, 48, 64), {"kernel_size": 1, "patch_size": 21, "dilation_patch": 2}),
 }
-TEST_MODULES = ["tests/test_correlation.py", "tests/test_correlation_triton.py", "tests/test_kernel_search.py"]
+TEST_MODULES = [
+    "tests/test_correlation.py",
+    "tests/test_correlation_triton.py",
+    "tests/test_correlation_batched.py",
+    "tests/test_kernel_search.py",
+]
 REFERENCE_TEST = "tests/test_correlation_reference.py"
+BACKENDS = ("triton", "aten", "batched")  # ours, timed each
 
 # Runs in the original's environment (python -I from /): times it on the same configs, prints JSON.
 _ORIGINAL_TIMER = r"""
@@ -185,7 +191,7 @@ def time_ours(name: str, warmup: int, repeats: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with correlation_backend("aten"):
         grad = torch.randn(spatial_correlation_sample(x1, x2, **params).shape, generator=generator).cuda()
-    for backend in ("triton", "aten"):
+    for backend in BACKENDS:
         with correlation_backend(backend):
             out = spatial_correlation_sample(x1, x2, **params)
 
@@ -247,6 +253,51 @@ def check_cuda_graph(warmup: int, repeats: int) -> dict[str, Any]:
             cuda_median_ms(backward_graph.replay, warmup, repeats),
         ]
     return report
+
+
+def render(facts: dict[str, Any], rows: list[dict[str, Any]], graph: dict[str, Any], warmup: int, repeats: int) -> str:
+    """The markdown report."""
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    def ratio(num: float | None, den: float | None) -> str:
+        return "n/a" if num is None or den is None else f"{num / den:.2f}x"
+
+    lines = [
+        f"GPU check on {facts['device']} (torch {facts['torch']}, CUDA {facts['cuda']}, Triton {facts['triton']}); "
+        f"float32, TF32 off, median ms per call of {repeats} after {warmup} warm-up (CUDA events).",
+        f"Original op 0.5.0: {facts['build']}. Tests (--device cuda): {facts['tests']}."
+        + (f" Reference comparison tests: {facts['reference_tests']}." if "reference_tests" in facts else ""),
+        "",
+        "| config | "
+        + " | ".join(f"{b} fwd" for b in BACKENDS)
+        + " | original fwd | "
+        + " | ".join(f"orig/{b} fwd" for b in BACKENDS)
+        + " | "
+        + " | ".join(f"{b} f+b" for b in BACKENDS)
+        + " | original f+b | "
+        + " | ".join(f"orig/{b} f+b" for b in BACKENDS)
+        + " | triton rel. err vs fp64 | triton vs original |",
+        "|---" * (4 * len(BACKENDS) + 5) + "|",
+    ]
+    for row in rows:
+        orig = row.get("original", [None, None])
+        cells = [row["config"]]
+        for kind in (0, 1):
+            cells += [ms(row[b][kind]) for b in BACKENDS] + [ms(orig[kind])]
+            cells += [ratio(orig[kind], row[b][kind]) for b in BACKENDS]
+        cells.append(f"{row['triton_rel_error']:.1e}")
+        cells.append(f"{row['triton_vs_original_rel']:.1e}" if "triton_vs_original_rel" in row else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"CUDA graph (Triton path, MM-Tracker 1/8): forward replay equals eager: {graph['forward_equal']}, "
+        f"forward+backward replay equals eager: {graph['backward_equal']}; replay "
+        f"{graph['replay_ms'][0]:.3f} ms forward, {graph['replay_ms'][1]:.3f} ms forward+backward.",
+        f"Total time of this check: {facts['seconds']} s.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,41 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     graph = check_cuda_graph(args.warmup, args.repeats)
     facts["seconds"] = round(time.monotonic() - began, 1)
 
-    def ms(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    def ratio(num: float | None, den: float | None) -> str:
-        return "n/a" if num is None or den is None else f"{num / den:.2f}x"
-
-    lines = [
-        f"GPU check on {facts['device']} (torch {facts['torch']}, CUDA {facts['cuda']}, Triton {facts['triton']}); "
-        f"float32, TF32 off, median ms per call of {args.repeats} after {args.warmup} warm-up (CUDA events).",
-        f"Original op 0.5.0: {facts['build']}. Tests (--device cuda): {facts['tests']}."
-        + (f" Reference comparison tests: {facts['reference_tests']}." if "reference_tests" in facts else ""),
-        "",
-        "| config | triton fwd | aten fwd | original fwd | orig/triton fwd | orig/aten fwd "
-        "| triton f+b | aten f+b | original f+b | orig/triton f+b | orig/aten f+b "
-        "| triton rel. err vs fp64 | triton vs original |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        orig = row.get("original", [None, None])
-        lines.append(
-            f"| {row['config']} | {ms(row['triton'][0])} | {ms(row['aten'][0])} | {ms(orig[0])} "
-            f"| {ratio(orig[0], row['triton'][0])} | {ratio(orig[0], row['aten'][0])} "
-            f"| {ms(row['triton'][1])} | {ms(row['aten'][1])} | {ms(orig[1])} "
-            f"| {ratio(orig[1], row['triton'][1])} | {ratio(orig[1], row['aten'][1])} "
-            f"| {row['triton_rel_error']:.1e} | "
-            + (f"{row['triton_vs_original_rel']:.1e} |" if "triton_vs_original_rel" in row else "n/a |")
-        )
-    lines += [
-        "",
-        f"CUDA graph (Triton path, MM-Tracker 1/8): forward replay equals eager: {graph['forward_equal']}, "
-        f"forward+backward replay equals eager: {graph['backward_equal']}; replay "
-        f"{graph['replay_ms'][0]:.3f} ms forward, {graph['replay_ms'][1]:.3f} ms forward+backward.",
-        f"Total time of this check: {facts['seconds']} s.",
-    ]
-    report = "\n".join(lines) + "\n"
+    report = render(facts, rows, graph, args.warmup, args.repeats)
     (out / "gpu_check.md").write_text(report)
     (out / "gpu_check.json").write_text(json.dumps({"facts": facts, "rows": rows, "graph": graph}, indent=2))
     print(report)
