@@ -42,7 +42,10 @@ HEAD_KINDS: tuple[str, ...] = ("multiscale", "light")
 _FORMAT = "mmtrack-corr/motion-model/1"
 
 # name -> (file in the mmtrack_corr_weights package, its sha256); the hash is the trust anchor for shipped files
-SHIPPED_WEIGHTS: dict[str, tuple[str, str]] = {}
+SHIPPED_WEIGHTS: dict[str, tuple[str, str]] = {
+    # weights/README.md: how it was trained (mmtrack-train-motion, 2400 steps on synthetic pairs) and what it scores
+    "default": ("motion_default.pt", "e717b6921e81eb00b350c6bb0421aa472b58051ef165bc47371e68844085cd5a"),
+}
 
 
 class WeightsIntegrityError(ValueError):
@@ -258,6 +261,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved model is an ordinary readable file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mmtrack_corr.motion_model import (
+    SHIPPED_WEIGHTS,
     MotionModel,
     MotionModelConfig,
     WeightsIntegrityError,
@@ -151,3 +152,35 @@ def test_deterministic_construction() -> None:
     a, b = _model(seed=7), _model(seed=7)
     for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert na == nb and torch.equal(pa, pb)
+
+
+def test_shipped_default_weights_match_their_recorded_sha256() -> None:
+    path = shipped_weights("default")
+    assert sha256_file(path) == SHIPPED_WEIGHTS["default"][1]
+    model = load_motion_model("default")
+    assert not model.training and model.encoder is not None
+    assert set(model.heads) == {"multiscale", "light"}
+
+
+@pytest.mark.parametrize("head", ["multiscale", "light"])
+@pytest.mark.parametrize(("dx", "dy"), [(7, -4), (-12, 9)])
+def test_shipped_weights_recover_a_pure_translation_of_a_held_out_photograph(head: str, dx: int, dy: int) -> None:
+    import numpy as np
+
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    photo = load_photo(HELDOUT_PHOTOS[0])  # never seen in training
+    y0, x0 = 60, 80
+    frame1 = photo[y0 : y0 + 256, x0 : x0 + 448]
+    frame2 = photo[y0 - dy : y0 - dy + 256, x0 - dx : x0 - dx + 448]  # the content moved by (+dx, +dy)
+
+    def tensor(bgr: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).float().div(255).unsqueeze(0)
+
+    model = load_motion_model("default")
+    with torch.no_grad():
+        out = model(tensor(frame1), tensor(frame2), head=head)
+    margin = 2 if head == "multiscale" else 1  # cells left out at the borders (content entering / leaving)
+    flow = out.flow[0, :, margin:-margin, margin:-margin].flatten(1)
+    median = flow.median(dim=1).values
+    assert abs(float(median[0]) - dx) <= 2.0 and abs(float(median[1]) - dy) <= 2.0, median.tolist()
