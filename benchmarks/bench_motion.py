@@ -487,7 +487,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--background-boxes", type=int, default=8, help="background boxes per pair (default 8)")
     parser.add_argument("--min-visibility", type=float, default=0.5, help="objects evaluated (default 0.5)")
     parser.add_argument("--uncertainty-px", type=float, nargs="*", default=[2.0, 4.0, 8.0])
-    parser.add_argument("--sizes", type=_size, nargs="*", default=[(544, 960), (608, 1088)], help="latency sizes")
+    parser.add_argument(
+        "--sizes", type=_size, nargs="*", default=[(544, 960), (608, 1088), (256, 448)], help="latency working sizes"
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -525,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary: dict[str, object] = {"model": str(source)}
     if not args.skip_accuracy:
-        est = MotionEstimator(model, working_size=None, max_side=args.max_side)
+        est = MotionEstimator(model, working_size=None, max_side=args.max_side or None)
         print(
             f"accuracy: {args.pairs} pairs + {args.sequences}x{args.seq_frames}-frame sequences per speed, "
             f"{args.height}x{args.width}, held-out photos",

@@ -149,7 +149,10 @@ class MotionEstimator:
         head: which head to run, ``"multiscale"`` or ``"light"`` (None: the model's default head).
         device: where to run (``"cpu"``, ``"cuda"``, ``torch.device``); None keeps the model where it is.
         max_side: frames whose longer side exceeds this are shrunk (aspect kept) before rounding the working size to
-            multiples of 32; None never shrinks. Ignored when ``working_size`` is given.
+            multiples of 32; None never shrinks. Ignored when ``working_size`` is given. The default, 448, is the
+            width the shipped weights were trained at: camera motion of a 960-pixel frame then stays inside the
+            displacements seen in training, and it is several times faster than the native size (see the README's
+            motion benchmark for native vs 448).
         working_size: fixed (H, W) working size, multiples of 32, or None to derive it per frame size.
         uncertainty_thresh: a box whose predicted uncertainty - the box average of the Laplace scale ``b`` of the
             head, in frame pixels, the larger of the two axes - exceeds this many pixels comes back as a NaN row
@@ -176,7 +179,7 @@ class MotionEstimator:
         *,
         head: str | None = None,
         device: str | torch.device | None = None,
-        max_side: int | None = 1088,
+        max_side: int | None = 448,
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
     ) -> None:
@@ -225,7 +228,7 @@ class MotionEstimator:
         *,
         expected_sha256: str | None = None,
         head: str | None = None,
-        max_side: int | None = 1088,
+        max_side: int | None = 448,
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
     ) -> MotionEstimator:
