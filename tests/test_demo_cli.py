@@ -232,3 +232,16 @@ def test_learned_motion_with_a_weights_file(tmp_path: Path, capsys: pytest.Captu
     assert "working size (96, 160) at 544x960" in summary["motion_description"]
     assert summary["time_ms_per_frame"]["motion"] > 0
     assert len(list(VideoFileSource(out))) == 6
+
+
+@pytest.mark.slow
+def test_builtin_default_motion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's first command, shortened: no VIDEO, no --motion (learned where the shipped weights exist)."""
+    pytest.importorskip("trackeval", reason="TrackEval (the 'eval' extra) is not installed")
+    from mmtrack_demo.motion import default_motion
+
+    out = tmp_path / "first.mp4"
+    assert main(["-o", str(out), "--frames", "5", "--no-progress"]) == 0, capsys.readouterr().err
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["motion"] == default_motion() and summary["frames"] == 5
+    assert set(summary["metrics"]) == {default_motion(), "kalman"}
