@@ -162,9 +162,16 @@ def test_shipped_default_weights_match_their_recorded_sha256() -> None:
     assert set(model.heads) == {"multiscale", "light"}
 
 
+@pytest.fixture(scope="module")
+def default_model() -> MotionModel:
+    return load_motion_model("default")
+
+
 @pytest.mark.parametrize("head", ["multiscale", "light"])
 @pytest.mark.parametrize(("dx", "dy"), [(7, -4), (-12, 9)])
-def test_shipped_weights_recover_a_pure_translation_of_a_held_out_photograph(head: str, dx: int, dy: int) -> None:
+def test_shipped_weights_recover_a_pure_translation_of_a_held_out_photograph(
+    default_model: MotionModel, head: str, dx: int, dy: int
+) -> None:
     import numpy as np
 
     from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
@@ -177,9 +184,8 @@ def test_shipped_weights_recover_a_pure_translation_of_a_held_out_photograph(hea
     def tensor(bgr: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(2, 0, 1).float().div(255).unsqueeze(0)
 
-    model = load_motion_model("default")
     with torch.no_grad():
-        out = model(tensor(frame1), tensor(frame2), head=head)
+        out = default_model(tensor(frame1), tensor(frame2), head=head)
     margin = 2 if head == "multiscale" else 1  # cells left out at the borders (content entering / leaving)
     flow = out.flow[0, :, margin:-margin, margin:-margin].flatten(1)
     median = flow.median(dim=1).values
