@@ -22,6 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from bench_correlation import count_aten_calls  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny float64 products: one thread avoids thread-pool waits on a busy machine (the tests' time, not results)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def batched(*args, **kwargs) -> torch.Tensor:
     with correlation_backend("batched"):
         return spatial_correlation_sample(*args, **kwargs)
@@ -62,8 +71,9 @@ def test_gradcheck_and_double_backward(device, k, p, s, pad, d, dp):
         return batched(a, b, k, p, s, pad, d, dp)
 
     assert gradcheck(op, (x1, x2))
-    if k == 1 and p == 5:  # the double backward is the same code for every configuration
-        assert gradgradcheck(op, (x1, x2))
+    if k == 1 and p == 5:  # the double backward is the same code for every configuration: one small check
+        small1, small2 = x1[:, :1, :3].detach().requires_grad_(True), x2[:, :1, :3].detach().requires_grad_(True)
+        assert gradgradcheck(op, (small1, small2))
 
 
 def test_same_numbers_as_the_loop_path_in_float32(device):
