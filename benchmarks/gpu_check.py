@@ -146,7 +146,8 @@ def start_build(sdist_dir: Path, out: Path) -> tuple[subprocess.Popen[bytes] | N
     # editable install of the checkout stays invisible to the reference environment
     torch_site = str(Path(torch.__file__).resolve().parent.parent)
     Path(site, "gpu_check_base.pth").write_text(torch_site + "\n")
-    env = {**os.environ, "TORCH_CUDA_ARCH_LIST": "9.0", "MAX_JOBS": str(os.cpu_count() or 8), "FORCE_CUDA": "1"}
+    # TORCH_CUDA_ARCH_LIST for torch's extension builder; GPU_ARCH is the sdist's own -gencode switch
+    env = {**os.environ, "TORCH_CUDA_ARCH_LIST": "9.0", "GPU_ARCH": "90", "MAX_JOBS": str(os.cpu_count() or 8)}
     env.pop("PYTHONPATH", None)
     command = [
         sys.executable,
