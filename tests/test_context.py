@@ -10,6 +10,7 @@ from mmtrack_corr.context import (
     ConvContextBlock,
     SelectiveScanBlock,
     build_context_block,
+    context_per_level,
     selective_scan,
 )
 
@@ -143,3 +144,20 @@ def test_none_is_identity() -> None:
 def test_bad_arguments(kind: str, channels: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_context_block(kind, channels)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param("scan", ("scan", "scan", "scan"), id="one_kind"),
+        pytest.param("conv, scan,attention", ("conv", "scan", "attention"), id="per_level"),
+    ],
+)
+def test_context_per_level(spec: str, expected: tuple[str, str, str]) -> None:
+    assert context_per_level(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["conv,scan", "conv,scan,scan,scan", "conv,,scan", "Scan"])
+def test_context_per_level_refuses_bad_specs(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"context: expected one of .* or three of them comma-separated"):
+        context_per_level(spec)
