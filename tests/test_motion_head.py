@@ -189,3 +189,11 @@ def test_light_head_reads_only_stride_32_and_checks_it() -> None:
 def test_bad_construction(kwargs, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         MultiScaleMotionHead(**kwargs)
+
+
+def test_per_level_context_spec_builds_those_blocks() -> None:
+    from mmtrack_corr.context import ConvContextBlock, SelectiveScanBlock
+
+    head = MultiScaleMotionHead(CHANNELS, context="conv,scan,scan")
+    assert [type(b) for b in head.context] == [ConvContextBlock, SelectiveScanBlock, SelectiveScanBlock]
+    assert isinstance(LightMotionHead(CHANNELS, context="conv,conv,scan").context, SelectiveScanBlock)
