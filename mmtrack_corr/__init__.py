@@ -18,6 +18,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 # public name -> submodule that defines it
 _EXPORTS = {
     "SpatialCorrelationSampler": "correlation",
+    "correlation_backend": "correlation",
     "correlation_output_size": "correlation",
     "spatial_correlation_sample": "correlation",
     "KernelSearchCorrelation": "kernel_search",
@@ -58,6 +59,7 @@ __all__ = [
     "SyntheticSequence",
     "__version__",
     "background_boxes",
+    "correlation_backend",
     "correlation_output_size",
     "kernel_search_correlation",
     "load_motion_model",
@@ -68,7 +70,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from mmtrack_corr.correlation import SpatialCorrelationSampler, correlation_output_size, spatial_correlation_sample
+    from mmtrack_corr.correlation import (
+        SpatialCorrelationSampler,
+        correlation_backend,
+        correlation_output_size,
+        spatial_correlation_sample,
+    )
     from mmtrack_corr.encoder import FeatureEncoder
     from mmtrack_corr.estimator import MotionEstimator
     from mmtrack_corr.hooks import DetectorMotion, FeatureHooks, FrozenDetectorFeatures
