@@ -424,12 +424,13 @@ def plot(results: dict[str, dict], heads: tuple[str, ...], curves: dict, out_dir
             kept = (err.sum() - cum_err * np.arange(1, err.size + 1)) / np.maximum(
                 err.size - np.arange(1, err.size + 1), 1
             )
-            ax.plot(frac[:-1] * 100, kept[:-1], label=HEAD_LABELS[head])
+            (line,) = ax.plot(frac[:-1] * 100, kept[:-1], label=HEAD_LABELS[head])
             oracle = np.sort(err)
             ax.plot(
                 frac[:-1] * 100,
                 np.cumsum(oracle)[::-1][1:] / np.arange(err.size - 1, 0, -1),
                 "--",
+                color=line.get_color(),
                 label=f"{HEAD_LABELS[head]}, oracle order",
             )
         ax.set_xlabel("boxes flagged by predicted sigma (%)")
