@@ -146,7 +146,8 @@ def _plot(results: dict[str, dict[str, dict[str, float]]], trackers: list[str], 
     fig, ax = plt.subplots(figsize=(5.0, 3.2), dpi=100)
     for t, marker in zip(trackers, "osD", strict=False):
         ax.plot(x, [results[t][s]["IDF1"] for s in speeds], marker=marker, label=TRACKER_LABELS[t])
-    ax.set_xticks(x, [f"{s}\n<= {v:g}% width/frame" for s, v in zip(speeds, x, strict=True)])
+    ax.set_xticks(x, [f"{s}\n{v:g}%" for s, v in zip(speeds, x, strict=True)])
+    ax.set_xlabel("camera speed (largest translation per frame, % of the width)", fontsize=8)
     ax.set_ylabel("IDF1")
     ax.set_title("IDF1 vs camera speed (held-out synthetic sequences)", fontsize=9)
     ax.grid(alpha=0.3)
