@@ -234,7 +234,6 @@ def test_learned_motion_with_a_weights_file(tmp_path: Path, capsys: pytest.Captu
     assert len(list(VideoFileSource(out))) == 6
 
 
-@pytest.mark.slow
 def test_builtin_default_motion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The README's first command, shortened: no VIDEO, no --motion (learned where the shipped weights exist)."""
     pytest.importorskip("trackeval", reason="TrackEval (the 'eval' extra) is not installed")
