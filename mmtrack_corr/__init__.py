@@ -17,6 +17,10 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 # public name -> submodule that defines it
 _EXPORTS = {
+    "yolox_layers": "hooks",
+    "ultralytics_layers": "hooks",
+    "torchvision_fpn_layers": "hooks",
+    "default_motion_source": "estimator",
     "SpatialCorrelationSampler": "correlation",
     "correlation_backend": "correlation",
     "correlation_output_size": "correlation",
@@ -61,12 +65,16 @@ __all__ = [
     "background_boxes",
     "correlation_backend",
     "correlation_output_size",
+    "default_motion_source",
     "kernel_search_correlation",
     "load_motion_model",
     "make_pair",
     "make_sequence",
     "save_motion_model",
     "spatial_correlation_sample",
+    "torchvision_fpn_layers",
+    "ultralytics_layers",
+    "yolox_layers",
 ]
 
 if TYPE_CHECKING:
@@ -77,8 +85,15 @@ if TYPE_CHECKING:
         spatial_correlation_sample,
     )
     from mmtrack_corr.encoder import FeatureEncoder
-    from mmtrack_corr.estimator import MotionEstimator
-    from mmtrack_corr.hooks import DetectorMotion, FeatureHooks, FrozenDetectorFeatures
+    from mmtrack_corr.estimator import MotionEstimator, default_motion_source
+    from mmtrack_corr.hooks import (
+        DetectorMotion,
+        FeatureHooks,
+        FrozenDetectorFeatures,
+        torchvision_fpn_layers,
+        ultralytics_layers,
+        yolox_layers,
+    )
     from mmtrack_corr.kernel_search import KernelSearchCorrelation, kernel_search_correlation
     from mmtrack_corr.motion_head import LightMotionHead, MotionOutput, MultiScaleMotionHead
     from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, load_motion_model, save_motion_model
