@@ -9,6 +9,7 @@ frames) fails at once with :class:`SourceError`, before any work.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import re
@@ -47,7 +48,7 @@ def _natural_key(name: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-class FrameSource:
+class FrameSource(abc.ABC):
     """Base class: iterate to get frames; ``fps``, ``size`` (W, H), ``length`` (None if unknown), ``name``.
 
     Attributes:
@@ -64,10 +65,11 @@ class FrameSource:
         self.frames_read = 0
         self.stop_reason: str | None = None
 
-    def __iter__(self) -> Iterator[np.ndarray]:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Yield BGR uint8 frames (H, W, 3) in order, counting ``frames_read``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a source that holds nothing has nothing to release
         """Release the input (idempotent)."""
 
 
