@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -398,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["/no/such/video.mp4"])  # doctest: +SKIP
         2
     """
+    # FFmpeg prints its own diagnostics ("moov atom not found") on top of our one-line errors; the CLI reports
+    # every read failure itself, so keep FFmpeg quiet unless the user asked for its log level
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     previous = _install_sigterm()
     try:
         return _run(argv)

@@ -244,3 +244,18 @@ def test_builtin_default_motion(tmp_path: Path, capsys: pytest.CaptureFixture[st
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["motion"] == default_motion() and summary["frames"] == 5
     assert set(summary["metrics"]) == {default_motion(), "kalman"}
+
+
+def test_text_file_named_mp4_prints_exactly_one_line_in_a_real_process(tmp_path: Path) -> None:
+    """FFmpeg writes its own diagnostics to fd 2 (invisible to capsys): the CLI keeps them off the user's screen."""
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 20)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    code = "import sys; from mmtrack_demo.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(text), "-o", str(tmp_path / "o.mp4")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "notes.mp4: cannot decode a frame" in lines[0], proc.stderr
