@@ -407,10 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(argv)
     except SystemExit as exc:  # --help
         return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 2
-    except UserError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as err:
+    except (UserError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
