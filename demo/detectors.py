@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+
+from trackers.spec import resolve_callable
 
 __all__ = [
     "BackgroundSubtractionDetector",
@@ -354,18 +355,7 @@ def load_callable_detector(spec: str) -> Callable[[np.ndarray], Any]:
         >>> load_callable_detector("numpy:zeros") is np.zeros
         True
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"detector: expected module:function, got {spec!r}")
-    try:
-        obj = pkgutil.resolve_name(spec)
-    except ImportError as err:
-        raise ValueError(f"detector: cannot import module {module_name!r} ({err})") from None
-    except AttributeError:
-        raise ValueError(f"detector: module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(obj):
-        raise ValueError(f"detector: {spec} is not callable (expected frame -> (boxes, scores[, classes]))")
-    return obj  # type: ignore[no-any-return]
+    return resolve_callable(spec, "detector", "frame -> (boxes, scores[, classes])")
 
 
 # ---------------------------------------------------------------------------------------------------- adapters

@@ -24,7 +24,14 @@ from torch import Tensor, nn
 from mmtrack_corr.context import build_context_block, context_per_level
 from mmtrack_corr.kernel_search import kernel_search_correlation
 
-__all__ = ["MAX_DISPLACEMENT", "LightMotionHead", "MotionOutput", "MultiScaleMotionHead", "correlation_volume"]
+__all__ = [
+    "MAX_DISPLACEMENT",
+    "LightMotionHead",
+    "MotionOutput",
+    "MultiScaleMotionHead",
+    "correlation_volume",
+    "warp_features",
+]
 
 MAX_DISPLACEMENT = 4
 _VOLUME = (2 * MAX_DISPLACEMENT + 1) ** 2
@@ -68,6 +75,32 @@ def correlation_volume(feat1: Tensor, feat2: Tensor) -> Tensor:
     return kernel_search_correlation(
         F.normalize(feat1, dim=1), F.normalize(feat2, dim=1), MAX_DISPLACEMENT, normalize=False
     )
+
+
+def warp_features(feat: Tensor, flow: Tensor) -> Tensor:
+    """Sample ``feat`` at each cell displaced by ``flow`` (backward warp, bilinear, zeros outside the map).
+
+    Args:
+        feat: frame t's features, shape (B, C, H, W).
+        flow: displacement from frame t-1 to frame t in cells of ``feat``, shape (B, 2, H, W), (dx, dy).
+
+    Returns:
+        (B, C, H, W): ``out[..., y, x] = feat[..., y + dy, x + dx]``, so a cost volume of frame t-1's features
+        against it measures the motion left over after ``flow``.
+
+    Example:
+        >>> f = torch.arange(4.0).view(1, 1, 1, 4)
+        >>> warp_features(f, torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)).flatten().tolist()
+        [1.0, 2.0, 3.0, 0.0]
+    """
+    _, _, height, width = feat.shape
+    xs = torch.arange(width, dtype=flow.dtype, device=flow.device).view(1, 1, width)
+    ys = torch.arange(height, dtype=flow.dtype, device=flow.device).view(1, height, 1)
+    # align_corners=False: cell centre x maps to (2x + 1) / W - 1
+    grid_x = (2.0 * (xs + flow[:, 0]) + 1.0) / width - 1.0
+    grid_y = (2.0 * (ys + flow[:, 1]) + 1.0) / height - 1.0
+    grid = torch.stack([grid_x, grid_y], dim=-1)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _act() -> nn.Module:
@@ -213,6 +246,10 @@ class MultiScaleMotionHead(nn.Module):
             "k8,k16,k32". Default: a convolutional block at stride 8 (a scan there costs ~20 ms of CPU at 544x960)
             and bidirectional selective scans at strides 16 and 32.
         widths: channels of the head at strides 8, 16, 32.
+        warp: at strides 16 and 8, correlate frame t-1's features with frame t's warped by the upsampled coarser
+            flow (PWC-Net style), so the +-4-cell search is centred on the coarse estimate and the fine levels
+            refine motions beyond their own reach (+-32 px at stride 8). False = MM-Tracker's unwarped volumes
+            (and weights files whose config has no ``warp`` key).
 
     Example:
         >>> head = MultiScaleMotionHead((48, 64, 96)).eval()
@@ -224,10 +261,15 @@ class MultiScaleMotionHead(nn.Module):
     stride = 8
 
     def __init__(
-        self, in_channels: Sequence[int], context: str = "conv,scan,scan", widths: Sequence[int] = (32, 48, 64)
+        self,
+        in_channels: Sequence[int],
+        context: str = "conv,scan,scan",
+        widths: Sequence[int] = (32, 48, 64),
+        warp: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = _check_channels("in_channels", in_channels)
+        self.warp = bool(warp)
         self.widths = _check_channels("widths", widths)
         self.context_kinds = context_per_level(context)
         w8, w16, w32 = self.widths
@@ -242,11 +284,14 @@ class MultiScaleMotionHead(nn.Module):
         self.decoder = nn.ModuleList(_Decoder(w, groups=4) for w in self.widths)
 
     def _level(self, i: int, f1: Tensor, f2: Tensor, coarse: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        inputs = [correlation_volume(f1, f2), self.appearance[i](f1)]
         prior = None
         if coarse:
             hidden, flow = (F.interpolate(t, size=f1.shape[-2:], mode="bilinear", align_corners=False) for t in coarse)
             prior = flow  # pixels
+            if self.warp:  # the search is centred on the coarse estimate; no gradient through the sampling grid
+                f2 = warp_features(f2, flow.detach() / _STRIDES[i])
+        inputs = [correlation_volume(f1, f2), self.appearance[i](f1)]
+        if coarse:
             inputs += [hidden, flow / _STRIDES[i]]
         fuse = (self.fuse8, self.fuse16, self.fuse32)[i]
         x = self.context[i](self.conv[i](fuse(torch.cat(inputs, dim=1))))

@@ -69,6 +69,9 @@ class MotionModelConfig:
         input_size: (H, W) of the frames the weights were trained on, or None if unknown. Motion in pixels scales
             with the frame size, so a caller should run the model at about this size (resize frames, scale the
             motion back) for the motion range it learned.
+        warp: the 3-scale head warps frame t's stride-16 and stride-8 features by the coarser flow before the cost
+            volume (see :class:`MultiScaleMotionHead`). A saved config without this key (files written before
+            the option existed) loads as False, the architecture those weights were trained with.
     """
 
     encoder_widths: tuple[int, ...] | None = (16, 32, 48, 64, 96)
@@ -78,6 +81,7 @@ class MotionModelConfig:
     multiscale_widths: tuple[int, int, int] = (32, 48, 64)
     light_width: int = 64
     input_size: tuple[int, int] | None = None
+    warp: bool = True
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # lists (from JSON or callers) become tuples: configs compare equal
@@ -101,7 +105,7 @@ class MotionModelConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(names)}")
-        return cls(**dict(data))
+        return cls(**{"warp": False, **data})  # files from before the option: unwarped 3-scale head
 
 
 class MotionModel(nn.Module):
@@ -110,9 +114,13 @@ class MotionModel(nn.Module):
     Args:
         config: what to build (:class:`MotionModelConfig`); the default has the encoder, the 3-scale head (used by
             ``forward``) and the light head sharing it.
+        encoder: for a head-only config (``encoder_widths=None``): a module whose ``forward(images)`` returns the
+            three feature maps the heads read, e.g. a frozen detector
+            (:class:`mmtrack_corr.hooks.FrozenDetectorFeatures`), so ``forward`` / ``forward_all`` run on images.
+            Its parameters and state are the caller's: saved weights hold the heads only.
 
     Attributes:
-        encoder: the :class:`FeatureEncoder`, or None for a head-only model.
+        encoder: the :class:`FeatureEncoder`, the given ``encoder``, or None for a head-only model.
         heads: ``nn.ModuleDict`` kind -> head.
         head: the default head (``config.heads[0]``).
 
@@ -122,16 +130,20 @@ class MotionModel(nn.Module):
         torch.Size([1, 2, 8, 12])
     """
 
-    def __init__(self, config: MotionModelConfig | None = None) -> None:
+    def __init__(self, config: MotionModelConfig | None = None, encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else MotionModelConfig()
         cfg = self.config
-        self.encoder = FeatureEncoder(cfg.encoder_widths) if cfg.encoder_widths is not None else None
+        if encoder is not None and cfg.encoder_widths is not None:
+            raise ValueError(
+                f"encoder: only for a head-only config (encoder_widths=None), got encoder_widths={cfg.encoder_widths}"
+            )
+        self.encoder = FeatureEncoder(cfg.encoder_widths) if cfg.encoder_widths is not None else encoder
         channels = cfg.in_channels if cfg.in_channels is not None else self.encoder.out_channels  # type: ignore[union-attr]
         heads: dict[str, nn.Module] = {}
         for kind in cfg.heads:
             if kind == "multiscale":
-                heads[kind] = MultiScaleMotionHead(channels, cfg.context, cfg.multiscale_widths)
+                heads[kind] = MultiScaleMotionHead(channels, cfg.context, cfg.multiscale_widths, cfg.warp)
             else:
                 heads[kind] = LightMotionHead(channels, cfg.context, cfg.light_width)
         self.heads = nn.ModuleDict(heads)
@@ -242,7 +254,11 @@ def save_motion_model(model: MotionModel, path: str | os.PathLike[str]) -> str:
     """
     if not isinstance(model, MotionModel):
         raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().cpu().clone().contiguous()
+        for k, v in model.state_dict().items()
+        if model.config.encoder_widths is not None or not k.startswith("encoder.")  # head-only: the caller's encoder
+    }
     payload = {"format": _FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True), "state_dict": state}
     atomic_torch_save(payload, path)
     return sha256_file(path)

@@ -48,9 +48,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from mmtrack_corr.hooks import FrozenDetectorFeatures, torchvision_fpn_layers, ultralytics_layers, yolox_layers
 from mmtrack_corr.motion_data import MotSequencePairs, StreamSampler, SyntheticPairs, fixed_validation_pairs
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, atomic_torch_save, save_motion_model
+from trackers.spec import resolve_callable
 
 __all__ = ["TrainConfig", "box_means", "evaluate", "evaluate_weights", "main", "motion_loss", "train"]
 
@@ -77,8 +79,15 @@ class TrainConfig:
         device: "cpu", "cuda", "cuda:1"... ("auto": cuda when available; DDP uses the local rank's GPU).
         log_every, eval_every, ckpt_every: intervals in steps (0 = never; a final checkpoint is always written).
         val_pairs: size of the fixed held-out validation set (held-out photographs, fixed seed).
-        encoder_widths, heads, context, multiscale_widths, light_width: the model (see MotionModelConfig);
-            lists as comma-separated ints / names.
+        encoder_widths, heads, context, multiscale_widths, light_width, warp: the model (see
+            MotionModelConfig); lists as comma-separated ints / names.
+        detector: train the heads on a frozen detector's features instead of the default encoder: ``MODULE:ATTR``
+            of a factory called with no arguments that returns the detector (an ``nn.Module`` taking RGB batches
+            (B, 3, H, W) in [0, 1]; wrap yours to add its own normalisation). The weights written hold the heads
+            only (``encoder_widths=None``); use them with :class:`mmtrack_corr.DetectorMotion`.
+        detector_layers: with ``detector``: the hooked layers, ``"8=SPEC,16=SPEC,32=SPEC"`` (SPEC as
+            :class:`mmtrack_corr.FeatureHooks`: ``module.path`` or ``module.path:key``) or a preset:
+            ``torchvision_fpn``, ``retinanet``, ``yolox``, ``ultralytics``.
         resume: checkpoint to continue from ("" = start fresh).
         export: write the final weights here with save_motion_model ("" = do not).
         max_minutes: stop early (checkpoint written) after this wall time, 0 = no limit.
@@ -119,6 +128,9 @@ class TrainConfig:
     context: str = "conv,scan,scan"
     multiscale_widths: str = "32,48,64"
     light_width: int = 64
+    warp: bool = True
+    detector: str = ""
+    detector_layers: str = ""
     resume: str = ""
     export: str = ""
     max_minutes: float = 0.0
@@ -127,15 +139,17 @@ class TrainConfig:
     progress: bool = True
     evaluate: str = ""
 
-    def model_config(self) -> MotionModelConfig:
-        """The :class:`MotionModelConfig` these fields describe."""
+    def model_config(self, in_channels: tuple[int, int, int] | None = None) -> MotionModelConfig:
+        """The :class:`MotionModelConfig` these fields describe (head-only on ``in_channels`` if given)."""
         return MotionModelConfig(
-            encoder_widths=_ints("encoder_widths", self.encoder_widths),
+            encoder_widths=None if in_channels is not None else _ints("encoder_widths", self.encoder_widths),
+            in_channels=in_channels,
             heads=tuple(h.strip() for h in self.heads.split(",") if h.strip()),
             context=self.context,
             multiscale_widths=_ints("multiscale_widths", self.multiscale_widths),  # type: ignore[arg-type]
             light_width=self.light_width,
             input_size=(self.height, self.width),
+            warp=self.warp,
         )
 
     def validate(self) -> None:
@@ -155,6 +169,13 @@ class TrainConfig:
         for name in ("workers", "threads", "warmup", "stop_at", "pool", "log_every", "eval_every", "ckpt_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected an int >= 0, got {getattr(self, name)!r}")
+        if bool(self.detector) != bool(self.detector_layers):
+            raise ValueError(
+                f"detector_layers: --detector and --detector_layers go together, got detector={self.detector!r}, "
+                f"detector_layers={self.detector_layers!r}"
+            )
+        if self.detector_layers and self.detector_layers not in _LAYER_PRESETS:
+            _layer_specs(self.detector_layers)
         self.model_config()
 
 
@@ -166,6 +187,57 @@ def _ints(name: str, text: str) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------------------------------------- the loss
+
+
+_LAYER_PRESETS = ("torchvision_fpn", "retinanet", "yolox", "ultralytics")
+
+
+def _layer_specs(text: str) -> dict[int, str]:
+    """``"8=a.b,16=c:1,32=d"`` -> {8: "a.b", 16: "c:1", 32: "d"} (ValueError naming detector_layers)."""
+    layers: dict[int, str] = {}
+    for item in text.split(","):
+        stride, sep, spec = item.strip().partition("=")
+        if not sep or not stride.strip().isdigit() or not spec.strip():
+            raise ValueError(
+                f"detector_layers: expected 8=SPEC,16=SPEC,32=SPEC or one of {_LAYER_PRESETS}, got {text!r}"
+            )
+        layers[int(stride)] = spec.strip()
+    if sorted(layers) != [8, 16, 32]:
+        raise ValueError(f"detector_layers: expected strides 8, 16 and 32, got {sorted(layers)} in {text!r}")
+    return layers
+
+
+def frozen_detector(cfg: TrainConfig) -> FrozenDetectorFeatures:
+    """The frozen detector of ``cfg.detector`` with its ``cfg.detector_layers`` hooked (dry run at the frame size).
+
+    Raises:
+        ValueError: the factory cannot be imported or called, returns no ``nn.Module``, or a layer is missing
+            (messages name ``detector`` / ``detector_layers``).
+    """
+    factory = resolve_callable(cfg.detector, "detector", "a factory returning the detector nn.Module")
+    try:
+        detector = factory()
+    except Exception as err:  # the user's code: report it as a bad --detector, not a traceback
+        raise ValueError(f"detector: {cfg.detector}() raised {type(err).__name__}: {err}") from err
+    if not isinstance(detector, nn.Module):
+        raise ValueError(f"detector: {cfg.detector}() returned {type(detector).__name__}, expected a torch nn.Module")
+    presets = {"torchvision_fpn": torchvision_fpn_layers, "yolox": yolox_layers}
+    if cfg.detector_layers == "retinanet":
+        layers: dict[int, str] = torchvision_fpn_layers(retinanet=True)
+    elif cfg.detector_layers == "ultralytics":
+        layers = ultralytics_layers(detector)
+    elif cfg.detector_layers in presets:
+        layers = presets[cfg.detector_layers]()
+    else:
+        layers = _layer_specs(cfg.detector_layers)
+    try:
+        return FrozenDetectorFeatures(detector, layers, image_size=(cfg.height, cfg.width))
+    except (ValueError, KeyError, AttributeError, RuntimeError, TypeError) as err:
+        raise ValueError(f"detector_layers: {cfg.detector_layers!r} on {cfg.detector}: {err}") from None
+
+
+def _channels(frozen: FrozenDetectorFeatures) -> tuple[int, int, int]:
+    return (frozen.channels[8], frozen.channels[16], frozen.channels[32])
 
 
 def _upsampled(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -376,7 +448,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)  # noqa: NPY002 - third-party code may draw from the legacy global RNG
     random.seed(cfg.seed)
-    model = MotionModel(cfg.model_config()).to(device)
+    if cfg.detector:  # heads only, on the frozen detector's maps (the detector stays out of the optimizer)
+        frozen = frozen_detector(cfg)
+        model = MotionModel(cfg.model_config(_channels(frozen)), encoder=frozen).to(device)
+    else:
+        model = MotionModel(cfg.model_config()).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step = 0
     if cfg.resume:
@@ -401,6 +477,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0,
         worker_init_fn=_limit_worker_threads,
+        # spawned, not forked: a forked worker inherits the parent's OpenCV / OpenMP thread pools mid-state and
+        # can deadlock reconfiguring them (seen: cv2.setNumThreads hanging in pthread_cond_destroy)
+        multiprocessing_context="spawn" if cfg.workers > 0 else None,
     )
     val_samples = fixed_validation_pairs(cfg.val_pairs, cfg.height, cfg.width) if master and cfg.eval_every else []
     log = open(out_dir / "log.jsonl", "a") if master else None  # noqa: SIM115 - closed in finally
@@ -552,6 +631,10 @@ def evaluate_weights(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = load_motion_model(cfg.evaluate, device="cpu" if cfg.device == "auto" else cfg.device)
+    if cfg.detector:  # head-only weights: their detector gives the features
+        model.encoder = frozen_detector(cfg).to(next(model.parameters()).device)
+    elif model.encoder is None:
+        raise ValueError(f"evaluate: {cfg.evaluate} holds heads only; pass the --detector they were trained on")
     samples = fixed_validation_pairs(cfg.val_pairs, cfg.height, cfg.width)
     result: dict[str, Any] = {"pairs": len(samples), "size": [cfg.height, cfg.width], "all": evaluate(model, samples)}
     for i, speed in enumerate(SPEED_LEVELS):  # the validation pairs cycle through the speed levels in this order

@@ -76,7 +76,7 @@ def test_detection_table_frames_and_file(tmp_path: Path) -> None:
 def test_callable_detector_spec() -> None:
     assert load_callable_detector("numpy:zeros") is np.zeros
     for spec, message in [
-        ("numpy", "expected module:function"),
+        ("numpy", "expected MODULE:ATTR"),
         ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
         ("numpy:no_such_attr", "has no attribute 'no_such_attr'"),
         ("numpy:pi", "is not callable"),

@@ -14,6 +14,7 @@ from mmtrack_corr.motion_head import (
     MotionOutput,
     MultiScaleMotionHead,
     correlation_volume,
+    warp_features,
 )
 
 CHANNELS = (48, 64, 96)
@@ -99,6 +100,47 @@ def test_odd_level_sizes_like_a_detector_at_608x1088_plus_one() -> None:
     f = [torch.randn(1, 8, 37, 67), torch.randn(1, 8, 19, 34), torch.randn(1, 8, 10, 17)]
     out = MultiScaleMotionHead(channels).eval()(f, f)
     assert out.flow.shape == (1, 2, 37, 67)
+
+
+def test_warp_samples_frame_t_at_the_displaced_cell_with_zeros_outside() -> None:
+    feat = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(4))
+    flow = torch.zeros(2, 2, 5, 7)
+    torch.testing.assert_close(warp_features(feat, flow), feat)  # zero flow: the identity, exactly at cell centres
+    flow[:, 0], flow[:, 1] = 2.0, -1.0  # (dx, dy) = (2, -1): out[y, x] = feat[y - 1, x + 2]
+    out = warp_features(feat, flow)
+    torch.testing.assert_close(out[..., 1:, :-2], feat[..., :-1, 2:])
+    assert out[..., 0, :].abs().max() == 0 and out[..., -2:].abs().max() == 0
+    flow[:, 0], flow[:, 1] = 0.25, 0.0  # a quarter cell: linear interpolation between neighbours
+    torch.testing.assert_close(warp_features(feat, flow)[..., :-1], 0.75 * feat[..., :-1] + 0.25 * feat[..., 1:])
+
+
+def test_warping_by_the_motion_brings_a_shift_beyond_the_reach_back_to_zero() -> None:
+    # frame t moved 6 cells right, 5 down: outside the +-4-cell search; warped by that motion the volume peaks at 0
+    f1 = torch.randn(1, 16, 24, 32, generator=torch.Generator().manual_seed(6))
+    f2 = torch.roll(f1, shifts=(5, 6), dims=(2, 3))
+    flow = torch.tensor([6.0, 5.0]).view(1, 2, 1, 1).expand(1, 2, 24, 32)
+    volume = correlation_volume(f1, warp_features(f2, flow))[..., 4:-9, 4:-10]
+    assert _peak_displacement(volume) == (0, 0)
+    assert float(volume[:, 40].mean()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_warp_switch_changes_only_the_refined_levels() -> None:
+    torch.manual_seed(0)
+    warped = MultiScaleMotionHead(CHANNELS, warp=True).eval()
+    plain = MultiScaleMotionHead(CHANNELS, warp=False).eval()
+    plain.load_state_dict(warped.state_dict())
+    with torch.no_grad():  # a coarse (1/32) flow of 1.5 cells: the finer volumes of the two heads now differ
+        warped.decoder[2].out.bias.copy_(torch.tensor([1.5, 0.0, 0.0, 0.0]))
+        plain.decoder[2].out.bias.copy_(torch.tensor([1.5, 0.0, 0.0, 0.0]))
+        for head in (warped, plain):
+            torch.nn.init.normal_(head.decoder[0].out.weight, std=0.1, generator=torch.Generator().manual_seed(1))
+    f1, f2 = _feats(1, 2, 3), _feats(1, 2, 3, seed=1)
+    out_w, out_p = warped(f1, f2), plain(f1, f2)
+    assert not torch.allclose(out_w.flow, out_p.flow)
+    with torch.no_grad():
+        warped.decoder[2].out.bias.zero_()
+        plain.decoder[2].out.bias.zero_()
+    torch.testing.assert_close(warped(f1, f2).flow, plain(f1, f2).flow)  # zero coarse flow: warping is the identity
 
 
 def test_training_mode_returns_the_aux_outputs() -> None:

@@ -58,6 +58,14 @@ def test_bad_config(kwargs, match) -> None:  # type: ignore[no-untyped-def]
         MotionModelConfig(**kwargs)
 
 
+def test_config_without_warp_key_loads_the_unwarped_head_it_was_trained_with() -> None:
+    data = MotionModelConfig().to_dict()
+    assert data["warp"] is True  # new models warp
+    del data["warp"]  # a file written before the option existed
+    cfg = MotionModelConfig.from_dict(data)
+    assert cfg.warp is False and MotionModel(cfg).heads["multiscale"].warp is False
+
+
 def test_unknown_config_key() -> None:
     with pytest.raises(ValueError, match=r"config: unknown keys \['width'\]"):
         MotionModelConfig.from_dict({"width": 3})

@@ -96,6 +96,7 @@ from .mot_io import (
     read_visdrone,
     resolve_info,
 )
+from .spec import resolve_callable
 
 __all__ = ["main"]
 
@@ -170,21 +171,10 @@ class _JobResult:
 
 def _load_factory(spec: str, what: str = "--motion-source") -> Callable[..., Any]:
     """Import ``MODULE:ATTR`` and return the attribute (must be callable); ``what`` names it in errors."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UserError(f"{what}: expected MODULE:ATTR, got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UserError(f"{what}: cannot import module {module_name!r} ({err})") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"{what}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise UserError(f"{what}: {spec} is not callable (expected a factory returning a MotionSource)")
-    return obj  # type: ignore[no-any-return]
+        return resolve_callable(spec, what, "a factory returning a MotionSource")
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 _LEARNED = (
