@@ -20,7 +20,8 @@ end-to-end FPS for each motion, with FPS ratios against Kalman measured in the s
 Usage (one command once the learned weights are present; without them ``motion`` is skipped and said so)::
 
     python benchmarks/bench_camera_motion.py [--seeds 3] [--frames 150] [--trackers bytetrack gmc motion]
-        [--motion-weights PATH] [--device cpu] [--data out/bench_camera_motion/data] [--workers 2]
+        [--motion-weights PATH] [--motion-uncertainty PX] [--device cpu] [--data out/bench_camera_motion/data]
+        [--workers 2]
         [--plot docs/images/camera_motion_idf1.png] [--pictures docs/images] [--timing-frames 150] [--reuse]
 
 ``--reuse`` takes the ``bytetrack`` and ``gmc`` results of an earlier run with the same settings from
@@ -94,10 +95,12 @@ def learned_source() -> Any:
     from mmtrack_corr.estimator import MotionEstimator
 
     max_side = os.environ.get("BENCH_MOTION_MAX_SIDE")
+    uncertainty = os.environ.get("BENCH_MOTION_UNCERTAINTY")
     return MotionEstimator.from_pretrained(
         os.environ.get("BENCH_MOTION_WEIGHTS") or "default",
         device=os.environ.get("BENCH_DEVICE", "cpu"),
         max_side=int(max_side) if max_side else LEARNED_MAX_SIDE,
+        uncertainty_thresh=float(uncertainty) if uncertainty else None,
     )
 
 
@@ -106,6 +109,7 @@ def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> flo
     if tracker == "motion":
         os.environ["BENCH_MOTION_WEIGHTS"] = args.motion_weights or ""
         os.environ["BENCH_MOTION_MAX_SIDE"] = str(args.motion_max_side or "")
+        os.environ["BENCH_MOTION_UNCERTAINTY"] = str(args.motion_uncertainty or "")
         os.environ["BENCH_DEVICE"] = args.device
         here = str(Path(__file__).resolve().parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
@@ -230,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trackers", nargs="+", choices=tuple(TRACKER_LABELS), default=list(TRACKER_LABELS))
     p.add_argument("--motion-weights", default=None, help="learned-motion weights (default: the shipped ones)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--motion-uncertainty", type=float, default=None, metavar="PX",
+                   help="learned motion: Kalman fallback for boxes whose predicted uncertainty exceeds PX")  # fmt: skip
     p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
                    help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
@@ -273,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n## Camera-motion benchmark: {args.seeds} held-out sequences x {args.frames} frames per speed, 544x960")
     if "motion" in trackers:
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
-              f"{args.motion_max_side}")  # fmt: skip
+              f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers

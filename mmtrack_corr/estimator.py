@@ -465,12 +465,16 @@ class MotionEstimator:
         )
 
 
-def default_motion_source(weights: str | None = None, device: str = "cpu") -> MotionEstimator:
+def default_motion_source(
+    weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None
+) -> MotionEstimator:
     """The motion source ``mmtrack-eval --tracker motion`` builds when no ``--motion-source`` is given.
 
     Args:
         weights: a weights file (``--motion-weights``), or None for the shipped default weights.
         device: where to run.
+        uncertainty_thresh: ``--motion-uncertainty`` (px): boxes predicted less certain come back NaN (Kalman
+            fallback in the tracker); None = never.
 
     Returns:
         A :class:`MotionEstimator` (a ``trackers.MotionSource``).
@@ -478,4 +482,6 @@ def default_motion_source(weights: str | None = None, device: str = "cpu") -> Mo
     Raises:
         FileNotFoundError, ValueError: as :meth:`MotionEstimator.from_pretrained`.
     """
-    return MotionEstimator.from_pretrained(weights if weights is not None else "default", device=device)
+    return MotionEstimator.from_pretrained(
+        weights if weights is not None else "default", device=device, uncertainty_thresh=uncertainty_thresh
+    )

@@ -264,8 +264,12 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     """Without --motion-source the CLI imports mmtrack_corr.estimator:default_motion_source by name (here a fake)."""
     calls: list[dict[str, object]] = []
 
-    def default_motion_source(weights: str | None = None, device: str = "cpu") -> object:
+    def default_motion_source(
+        weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None
+    ) -> object:
         calls.append({"weights": weights, "device": device})
+        if uncertainty_thresh is not None:
+            calls[-1]["uncertainty_thresh"] = uncertainty_thresh
         return zero_motion_source()
 
     fake = types.ModuleType("mmtrack_corr.estimator")
@@ -284,6 +288,9 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     assert summary["motion_weights"] == str(weights) and summary["device"] == "cuda:1"
     assert main(args) == 0
     assert calls[-1] == {"weights": None, "device": "cpu"}
+    assert main([*args, "--motion-uncertainty", "7.5"]) == 0
+    assert calls[-1] == {"weights": None, "device": "cpu", "uncertainty_thresh": 7.5}
+    assert json.loads((out / "metrics.json").read_text())["settings"]["motion_uncertainty"] == 7.5
     capsys.readouterr()
 
     # the factory's own failure (bad weights, unknown device) is a user error naming the call
@@ -305,6 +312,12 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
             ["--motion-weights", "/no/such.pt"], "fake", "--motion-weights: /no/such.pt: not found", id="weights"
         ),
         pytest.param(["--motion-source", "x:y", "--device", "cpu"], "fake", "cannot be combined", id="with_source"),
+        pytest.param(
+            ["--motion-uncertainty", "0"], "fake", "--motion-uncertainty: expected a number of pixels > 0", id="unc"
+        ),
+        pytest.param(
+            ["--motion-source", "x:y", "--motion-uncertainty", "3"], "fake", "cannot be combined", id="unc_source"
+        ),
     ],
 )
 def test_learned_estimator_errors(

@@ -5,7 +5,7 @@ Usage::
     mmtrack-eval DATA_DIR [--tracker bytetrack|motion|gmc] [--output OUT_DIR] [--format mot|visdrone|uavdt]
                  [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
-                 [--motion-weights PATH] [--device cpu]
+                 [--motion-weights PATH] [--motion-uncertainty PX] [--device cpu]
                  [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
                  [--skip-bad-frames] [--sequences NAME ...] [--json PATH]
 
@@ -45,7 +45,8 @@ Defaults follow the official ByteTrack MOT evaluation (``yolox/evaluators/mot_ev
 Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
 (:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
 zero-argument factory returning a :class:`trackers.motion.MotionSource`; without ``--motion-source``, the learned
-estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device)``, imported only
+estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device,
+uncertainty_thresh=--motion-uncertainty)``, imported only
 then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
 :class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
 frame's image, so the sequence's images must be present; a truncated JPEG/PNG or undecodable image stops the
@@ -134,6 +135,7 @@ class _TrackerSpec:
     gmc_method: str = "sparse"
     motion_weights: str | None = None
     device: str = "cpu"
+    motion_uncertainty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,15 @@ _LEARNED = (
 )
 
 
+def _learned_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
+    """The options that configure the learned estimator (each only valid with --tracker motion alone)."""
+    return (
+        ("--motion-weights", args.motion_weights),
+        ("--motion-uncertainty", args.motion_uncertainty),
+        ("--device", args.device),
+    )
+
+
 def _build_motion_source(spec: _TrackerSpec) -> Any:
     """The MotionSource of ``--tracker motion``: the user's factory, or the learned estimator's."""
     if spec.motion_source is not None:
@@ -192,7 +203,8 @@ def _build_motion_source(spec: _TrackerSpec) -> Any:
         name = _DEFAULT_MOTION_SOURCE
         factory = _load_factory(name, _LEARNED)
         try:
-            source = factory(weights=spec.motion_weights, device=spec.device)
+            extra = {} if spec.motion_uncertainty is None else {"uncertainty_thresh": spec.motion_uncertainty}
+            source = factory(weights=spec.motion_weights, device=spec.device, **extra)
         except (ValueError, TypeError, OSError, RuntimeError) as err:
             raise UserError(
                 f"{name}(weights={spec.motion_weights!r}, device={spec.device!r}) failed: {type(err).__name__}: {err}"
@@ -383,6 +395,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="weights of the learned estimator (--tracker motion without --motion-source; default: its own)",
     )
     p.add_argument(
+        "--motion-uncertainty",
+        metavar="PX",
+        type=float,
+        default=None,
+        help="learned estimator: a box whose predicted uncertainty (Laplace scale, px) exceeds PX gets no learned "
+        "displacement and the tracker uses its Kalman prediction (default: never)",
+    )
+    p.add_argument(
         "--device",
         default=None,
         help="device of the learned estimator, e.g. cpu, cuda, cuda:1 (--tracker motion without --motion-source; "
@@ -453,7 +473,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
     if args.motion_source:
         if args.tracker != "motion":
             raise UserError(f"--motion-source is only used with --tracker motion, got --tracker {args.tracker}")
-        for opt, value in (("--motion-weights", args.motion_weights), ("--device", args.device)):
+        for opt, value in _learned_options(args):
             if value is not None:
                 raise UserError(
                     f"{opt} configures the learned estimator and cannot be combined with --motion-source "
@@ -464,8 +484,11 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         _load_factory(_DEFAULT_MOTION_SOURCE, _LEARNED)
         if args.motion_weights is not None and not Path(args.motion_weights).is_file():
             raise UserError(f"--motion-weights: {args.motion_weights}: not found (expected a weights file)")
+        u = args.motion_uncertainty
+        if u is not None and not (np.isfinite(u) and u > 0):
+            raise UserError(f"--motion-uncertainty: expected a number of pixels > 0, got {u}")
     else:
-        for opt, value in (("--motion-weights", args.motion_weights), ("--device", args.device)):
+        for opt, value in _learned_options(args):
             if value is not None:
                 raise UserError(f"{opt} is only used with --tracker motion, got --tracker {args.tracker}")
     if args.tracker == "gmc":
@@ -486,6 +509,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         gmc_method=args.gmc_method,
         motion_weights=args.motion_weights,
         device=args.device or "cpu",
+        motion_uncertainty=args.motion_uncertainty,
     )
     layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
     jobs = []
@@ -817,6 +841,7 @@ def _run(argv: Sequence[str] | None) -> int:
         "variant": args.variant,
         "motion_source": args.motion_source or (_DEFAULT_MOTION_SOURCE if args.tracker == "motion" else None),
         "motion_weights": args.motion_weights,
+        "motion_uncertainty": args.motion_uncertainty,
         "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
         "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
         "workers": args.workers,
