@@ -102,8 +102,9 @@ def test_head_compiles_without_graph_breaks(kind: str) -> None:
     f1, f2 = _features(1), _features(2)
     with torch.no_grad():
         got, ref = compiled(f1, f2), head(f1, f2)
-    torch.testing.assert_close(got.flow, ref.flow, rtol=1e-5, atol=1e-5 * float(ref.flow.abs().max()))
-    torch.testing.assert_close(got.log_scale, ref.log_scale, rtol=1e-5, atol=1e-5)
+    # the traced graph decomposes grid_sample (the 3-scale head's warp): equal up to float32 rounding, not bitwise
+    torch.testing.assert_close(got.flow, ref.flow, rtol=1e-4, atol=1e-5 * float(ref.flow.abs().max()))
+    torch.testing.assert_close(got.log_scale, ref.log_scale, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
