@@ -72,6 +72,8 @@ class MotionModelConfig:
         warp: the 3-scale head warps frame t's stride-16 and stride-8 features by the coarser flow before the cost
             volume (see :class:`MultiScaleMotionHead`). A saved config without this key (files written before
             the option existed) loads as False, the architecture those weights were trained with.
+        soft_argmax: both heads also feed their decoders the cost volume's expected displacement and peak
+            probability (:class:`mmtrack_corr.motion_head.SoftArgmax`); absent from a saved config = False.
     """
 
     encoder_widths: tuple[int, ...] | None = (16, 32, 48, 64, 96)
@@ -82,6 +84,7 @@ class MotionModelConfig:
     light_width: int = 64
     input_size: tuple[int, int] | None = None
     warp: bool = True
+    soft_argmax: bool = True
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # lists (from JSON or callers) become tuples: configs compare equal
@@ -105,7 +108,8 @@ class MotionModelConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(names)}")
-        return cls(**{"warp": False, **data})  # files from before the option: unwarped 3-scale head
+        # files from before these options: the architecture they were trained with
+        return cls(**{"warp": False, "soft_argmax": False, **data})
 
 
 class MotionModel(nn.Module):
@@ -143,9 +147,11 @@ class MotionModel(nn.Module):
         heads: dict[str, nn.Module] = {}
         for kind in cfg.heads:
             if kind == "multiscale":
-                heads[kind] = MultiScaleMotionHead(channels, cfg.context, cfg.multiscale_widths, cfg.warp)
+                heads[kind] = MultiScaleMotionHead(
+                    channels, cfg.context, cfg.multiscale_widths, cfg.warp, cfg.soft_argmax
+                )
             else:
-                heads[kind] = LightMotionHead(channels, cfg.context, cfg.light_width)
+                heads[kind] = LightMotionHead(channels, cfg.context, cfg.light_width, cfg.soft_argmax)
         self.heads = nn.ModuleDict(heads)
 
     @property

@@ -79,7 +79,7 @@ class TrainConfig:
         device: "cpu", "cuda", "cuda:1"... ("auto": cuda when available; DDP uses the local rank's GPU).
         log_every, eval_every, ckpt_every: intervals in steps (0 = never; a final checkpoint is always written).
         val_pairs: size of the fixed held-out validation set (held-out photographs, fixed seed).
-        encoder_widths, heads, context, multiscale_widths, light_width, warp: the model (see
+        encoder_widths, heads, context, multiscale_widths, light_width, warp, soft_argmax: the model (see
             MotionModelConfig); lists as comma-separated ints / names.
         detector: train the heads on a frozen detector's features instead of the default encoder: ``MODULE:ATTR``
             of a factory called with no arguments that returns the detector (an ``nn.Module`` taking RGB batches
@@ -129,6 +129,7 @@ class TrainConfig:
     multiscale_widths: str = "32,48,64"
     light_width: int = 64
     warp: bool = True
+    soft_argmax: bool = True
     detector: str = ""
     detector_layers: str = ""
     resume: str = ""
@@ -150,6 +151,7 @@ class TrainConfig:
             light_width=self.light_width,
             input_size=(self.height, self.width),
             warp=self.warp,
+            soft_argmax=self.soft_argmax,
         )
 
     def validate(self) -> None:

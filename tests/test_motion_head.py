@@ -13,6 +13,7 @@ from mmtrack_corr.motion_head import (
     LightMotionHead,
     MotionOutput,
     MultiScaleMotionHead,
+    SoftArgmax,
     correlation_volume,
     warp_features,
 )
@@ -100,6 +101,20 @@ def test_odd_level_sizes_like_a_detector_at_608x1088_plus_one() -> None:
     f = [torch.randn(1, 8, 37, 67), torch.randn(1, 8, 19, 34), torch.randn(1, 8, 10, 17)]
     out = MultiScaleMotionHead(channels).eval()(f, f)
     assert out.flow.shape == (1, 2, 37, 67)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(2, 1), (-3, 0), (0, -4), (4, 4)])
+def test_soft_argmax_reads_the_shift_in_cells_from_the_volume(dx: int, dy: int) -> None:
+    f1 = torch.randn(1, 64, 12, 16, generator=torch.Generator().manual_seed(1))
+    f2 = torch.roll(f1, shifts=(dy, dx), dims=(2, 3))
+    out = SoftArgmax(beta=30.0)(correlation_volume(f1, f2))[..., 4:-4, 4:-4]
+    assert out.shape[1] == 3
+    torch.testing.assert_close(out[:, 0], torch.full_like(out[:, 0], float(dx)), atol=0.05, rtol=0)
+    torch.testing.assert_close(out[:, 1], torch.full_like(out[:, 1], float(dy)), atol=0.05, rtol=0)
+    assert float(out[:, 2].min()) > 0.9  # a distinct peak
+    flat = SoftArgmax(beta=30.0)(torch.zeros(1, 81, 2, 2))  # no information: centre, uniform probability
+    torch.testing.assert_close(flat[:, :2], torch.zeros(1, 2, 2, 2))
+    torch.testing.assert_close(flat[:, 2], torch.full((1, 2, 2), 1 / 81))
 
 
 def test_warp_samples_frame_t_at_the_displaced_cell_with_zeros_outside() -> None:

@@ -58,12 +58,18 @@ def test_bad_config(kwargs, match) -> None:  # type: ignore[no-untyped-def]
         MotionModelConfig(**kwargs)
 
 
-def test_config_without_warp_key_loads_the_unwarped_head_it_was_trained_with() -> None:
+@pytest.mark.parametrize("key", ["warp", "soft_argmax"])
+def test_config_without_a_newer_key_loads_the_architecture_it_was_trained_with(key: str) -> None:
     data = MotionModelConfig().to_dict()
-    assert data["warp"] is True  # new models warp
-    del data["warp"]  # a file written before the option existed
+    assert data[key] is True  # new models have it
+    del data[key]  # a file written before the option existed
     cfg = MotionModelConfig.from_dict(data)
-    assert cfg.warp is False and MotionModel(cfg).heads["multiscale"].warp is False
+    assert getattr(cfg, key) is False
+    model = MotionModel(cfg)
+    if key == "warp":
+        assert model.heads["multiscale"].warp is False
+    else:
+        assert model.heads["multiscale"].soft_argmax is None and model.heads["light"].soft_argmax is None
 
 
 def test_unknown_config_key() -> None:
