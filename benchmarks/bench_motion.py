@@ -55,10 +55,12 @@ from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_f
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 HEAD_LABELS = {"light": "light head (1/32)", "multiscale": "3-scale head"}
-PAIR_METHODS = ("zero", "dis", "gmc", "light", "multiscale")
-SEQ_METHODS = ("zero", "kalman", "dis", "gmc", "light", "multiscale")
+SNAP_LABELS = {f"{k}+snap": f"{v} + camera snap" for k, v in HEAD_LABELS.items()}
+PAIR_METHODS = ("zero", "dis", "gmc", "light", "multiscale", "light+snap", "multiscale+snap")
+SEQ_METHODS = ("zero", "kalman", "dis", "gmc", "light", "multiscale", "light+snap", "multiscale+snap")
 LABELS = {"zero": "zero motion", "kalman": "Kalman (const. velocity)", "dis": "OpenCV DIS (box mean)", "gmc": "GMC"}
 LABELS.update(HEAD_LABELS)
+LABELS.update(SNAP_LABELS)
 
 
 # ---------------------------------------------------------------------------------------------------- methods
@@ -116,9 +118,13 @@ def _evaluate_pair(
             errors.add(kind, "kalman", kalman[keep], t)
         for head in heads:
             est.head = head
+            est.camera_snap = None
             d, sigma = est.box_displacements(pair.frame1, pair.frame2, b, return_uncertainty=True)
             errors.add(kind, head, d, t)
             errors.add_sigma(kind, head, sigma)
+            if args.camera_snap:  # the same features and field (cached), read with the camera homography
+                est.camera_snap = args.camera_snap
+                errors.add(kind, f"{head}+snap", est.box_displacements(pair.frame1, pair.frame2, b), t)
 
 
 def _xyah(boxes: np.ndarray) -> np.ndarray:
@@ -156,12 +162,12 @@ def run_accuracy(est: MotionEstimator, heads: tuple[str, ...], args: argparse.Na
         pair_errors = Errors()
         t0 = time.perf_counter()
         for _ in range(args.pairs):
-            pair = make_pair(rng, args.height, args.width, speed, photos="heldout")
+            pair = make_pair(rng, args.height, args.width, speed, photos=args.photos)
             _evaluate_pair(pair, est, heads, rng, pair_errors, args)
             est.reset()
         seq_errors = Errors()
         for _ in range(args.sequences):
-            seq = make_sequence(rng, args.seq_frames, args.height, args.width, speed, photos="heldout")
+            seq = make_sequence(rng, args.seq_frames, args.height, args.width, speed, photos=args.photos)
             kalman = _KalmanBaseline()
             for pair in seq.pairs():
                 _evaluate_pair(pair, est, heads, rng, seq_errors, args, kalman.step(pair.boxes, pair.ids))
@@ -296,13 +302,15 @@ def _stats(e: np.ndarray) -> str:
     return f"{e.mean():.2f} / {np.percentile(e, 90):.2f}" if e.size else "-"
 
 
-def accuracy_tables(results: dict[str, dict], heads: tuple[str, ...]) -> str:
+def accuracy_tables(results: dict[str, dict], heads: tuple[str, ...], photos: str = "heldout") -> str:
     parts = []
     for source, methods in (("pairs", PAIR_METHODS), ("sequences", SEQ_METHODS)):
         header = ["method"] + [f"{s} {k}" for s in results for k in ("moving", "background")]
         rows = []
         for m in methods:
-            if m in HEAD_LABELS and m not in heads:
+            if m.split("+")[0] in HEAD_LABELS and m.split("+")[0] not in heads:
+                continue
+            if m in SNAP_LABELS and not Errors.cat(results[next(iter(results))][source].moving, m).size:
                 continue
             row = [LABELS[m]]
             for speed in results:
@@ -311,9 +319,8 @@ def accuracy_tables(results: dict[str, dict], heads: tuple[str, ...]) -> str:
             rows.append(row)
         n_mov = sum(Errors.cat(results[s][source].moving, "zero").size for s in results)
         n_bg = sum(Errors.cat(results[s][source].background, "zero").size for s in results)
-        title = (
-            f"**Held-out {source}**: end-point error, mean / p90 (px); {n_mov} object boxes, {n_bg} background boxes"
-        )
+        data = "Held-out" if photos == "heldout" else "TRAINING-photo"
+        title = f"**{data} {source}**: end-point error, mean / p90 (px); {n_mov} object boxes, {n_bg} background boxes"
         parts.append(title + "\n\n" + _table(header, rows))
     return "\n\n".join(parts)
 
@@ -411,7 +418,13 @@ def plot(results: dict[str, dict], heads: tuple[str, ...], curves: dict, out_dir
         print("matplotlib is not installed: no plots (pip install matplotlib)", file=sys.stderr)
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
-    methods = [m for m in SEQ_METHODS if m not in HEAD_LABELS or m in heads]
+    speed0 = results[next(iter(results))]
+    methods = [
+        m
+        for m in SEQ_METHODS
+        if m.split("+")[0] not in HEAD_LABELS
+        or (m.split("+")[0] in heads and Errors.cat(speed0["pairs"].moving, m).size)
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=False)
     speeds = list(results)
     width = 0.8 / len(methods)
@@ -507,6 +520,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=448,
         help="MotionEstimator max_side in the accuracy runs (default 448, the estimator's; 0 = native size)",
     )
+    parser.add_argument(
+        "--camera-snap",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="also score each head with MotionEstimator(camera_snap=PX) (rows '+ camera snap'; 0 = not)",
+    )
+    parser.add_argument(
+        "--photos",
+        choices=("heldout", "train"),
+        default="heldout",
+        help="photographs of the generated data: heldout (every reported figure) or train (tuning only)",
+    )
     parser.add_argument("--background-boxes", type=int, default=8, help="background boxes per pair (default 8)")
     parser.add_argument("--min-visibility", type=float, default=0.5, help="objects evaluated (default 0.5)")
     parser.add_argument("--uncertainty-px", type=float, nargs="*", default=[2.0, 4.0, 8.0])
@@ -553,12 +579,12 @@ def main(argv: list[str] | None = None) -> int:
         est = MotionEstimator(model, working_size=None, max_side=args.max_side or None)
         print(
             f"accuracy: {args.pairs} pairs + {args.sequences}x{args.seq_frames}-frame sequences per speed, "
-            f"{args.height}x{args.width}, held-out photos",
+            f"{args.height}x{args.width}, {args.photos} photos",
             file=sys.stderr,
         )
         results = run_accuracy(est, heads, args)
         print()
-        print(accuracy_tables(results, heads))
+        print(accuracy_tables(results, heads, args.photos))
         table, curves = uncertainty_table(results, heads, args.uncertainty_px)
         print()
         print(table)

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Literal, overload
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -114,6 +115,60 @@ def read_box_motion(
     return values[:, :2] * factor, (values[:, 2:4] * factor).max(axis=1)
 
 
+_CAMERA_MAX_POINTS = 2048
+_CAMERA_MIN_INLIERS = 0.3
+
+
+def fit_camera_homography(
+    motion: MotionOutput, *, index: int = 0, reproj_thresh: float = 3.0, seed: int = 0
+) -> np.ndarray | None:
+    """The camera's homography from a head's own dense field: RANSAC over its cells, weighted to the confident ones.
+
+    Every cell centre ``p`` of frame t-1 (head-input pixels) and ``p + flow(p)`` are a correspondence; the half of
+    the cells with the smallest predicted scale ``b`` (at most 2048, evenly spaced) go to ``cv2.findHomography``
+    (MAGSAC++, ``reproj_thresh`` pixels: far less noise-sensitive than plain RANSAC on these dense, noisy
+    correspondences). Independently moving objects are outliers of the fit.
+
+    Args:
+        motion: a head's output (flow in head-input pixels).
+        index: which batch element.
+        reproj_thresh: RANSAC inlier distance, head-input pixels.
+        seed: OpenCV's RNG seed for RANSAC (deterministic results).
+
+    Returns:
+        (3, 3) float64 homography mapping frame t-1 to frame t in head-input pixels, or None when fewer than 30 %
+        of the cells used are inliers (no single camera motion explains the field) or fewer than 8 cells exist.
+
+    Example:
+        >>> out = MotionOutput(torch.full((1, 2, 6, 8), 3.0), torch.zeros(1, 2, 6, 8), 8)
+        >>> np.round(fit_camera_homography(out), 6)[:2, 2].tolist()
+        [3.0, 3.0]
+    """
+    flow = motion.flow[index].detach().to(torch.float64).cpu().numpy()
+    scale = motion.log_scale[index].detach().to(torch.float64).exp().mean(dim=0).cpu().numpy()
+    h, w = flow.shape[1:]
+    if h * w < 8:
+        return None
+    s = float(motion.stride)
+    ys, xs = np.mgrid[0:h, 0:w]
+    src = np.stack([xs * s + (s - 1) / 2, ys * s + (s - 1) / 2], axis=-1).reshape(-1, 2)
+    dst = src + flow.reshape(2, -1).T
+    order = np.argsort(scale.reshape(-1), kind="stable")[: max(8, (h * w) // 2)]
+    order = np.sort(order)[:: max(1, len(order) // _CAMERA_MAX_POINTS)]
+    cv2.setRNGSeed(seed)
+    homography, mask = cv2.findHomography(src[order], dst[order], cv2.USAC_MAGSAC, reproj_thresh, maxIters=500)
+    if homography is None or mask is None or mask.mean() < _CAMERA_MIN_INLIERS:
+        return None
+    return np.asarray(homography, np.float64)
+
+
+def camera_box_motion(homography: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Displacement of each box centre under a homography: (N, 2), in the homography's pixels."""
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=-1)
+    moved = cv2.perspectiveTransform(centres.reshape(-1, 1, 2).astype(np.float64), homography).reshape(-1, 2)
+    return moved - centres
+
+
 def _check_frame(frame: object, name: str) -> np.ndarray:
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"{name}: expected a numpy uint8 image (H, W, 3) BGR, got {type(frame).__name__}")
@@ -157,11 +212,17 @@ class MotionEstimator:
         uncertainty_thresh: a box whose predicted uncertainty - the box average of the Laplace scale ``b`` of the
             head, in frame pixels, the larger of the two axes - exceeds this many pixels comes back as a NaN row
             (the tracker then uses its Kalman prediction). None never flags.
+        camera_snap: with a number of pixels: the camera's homography is fitted to the head's own dense field
+            (:func:`fit_camera_homography`, RANSAC over the confident cells), and a box whose learned displacement
+            lies within ``camera_snap`` frame pixels of the homography's displacement of its centre takes the
+            homography's - the field's noise averaged over the whole frame instead of one box, while boxes moving
+            on their own (further than that from the camera motion) keep their learned motion. Such boxes are never
+            flagged by ``uncertainty_thresh``. None (default) reads every box from the field.
 
     Raises:
         TypeError: ``model`` is not a MotionModel.
         ValueError: the model has no encoder, unknown ``head``, or bad ``max_side`` / ``working_size`` /
-            ``uncertainty_thresh``.
+            ``uncertainty_thresh`` / ``camera_snap``.
 
     Example:
         >>> from mmtrack_corr.motion_model import MotionModelConfig
@@ -182,6 +243,7 @@ class MotionEstimator:
         max_side: int | None = 448,
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
+        camera_snap: float | None = None,
     ) -> None:
         if not isinstance(model, MotionModel):
             raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
@@ -205,12 +267,10 @@ class MotionEstimator:
                     f"working_size: expected (H, W), positive multiples of 32, or None, got {working_size!r}"
                 )
             working_size = (int(working_size[0]), int(working_size[1]))
-        if uncertainty_thresh is not None and not (
-            isinstance(uncertainty_thresh, (int, float)) and not isinstance(uncertainty_thresh, bool)
-        ):
-            raise ValueError(f"uncertainty_thresh: expected a number of pixels > 0 or None, got {uncertainty_thresh!r}")
-        if uncertainty_thresh is not None and not (math.isfinite(uncertainty_thresh) and uncertainty_thresh > 0):
-            raise ValueError(f"uncertainty_thresh: expected a number of pixels > 0 or None, got {uncertainty_thresh!r}")
+        for name, value in (("uncertainty_thresh", uncertainty_thresh), ("camera_snap", camera_snap)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if value is not None and not (number and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: expected a number of pixels > 0 or None, got {value!r}")
         if device is not None:
             model = model.to(device)
         self.model = model.eval()
@@ -218,6 +278,7 @@ class MotionEstimator:
         self.max_side = max_side
         self.working_size = working_size
         self.uncertainty_thresh = None if uncertainty_thresh is None else float(uncertainty_thresh)
+        self.camera_snap = None if camera_snap is None else float(camera_snap)
         self._cache: list[tuple[np.ndarray, list[Tensor]]] = []
 
     @classmethod
@@ -231,6 +292,7 @@ class MotionEstimator:
         max_side: int | None = 448,
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
+        camera_snap: float | None = None,
     ) -> MotionEstimator:
         """Load shipped weights by name (sha256-checked) or a weights file by path.
 
@@ -239,7 +301,7 @@ class MotionEstimator:
                 :func:`~mmtrack_corr.motion_model.save_motion_model`.
             device: where to run.
             expected_sha256: hex sha256 the file must have (shipped weights are always checked).
-            head, max_side, working_size, uncertainty_thresh: as the constructor.
+            head, max_side, working_size, uncertainty_thresh, camera_snap: as the constructor.
 
         Returns:
             The estimator.
@@ -256,6 +318,7 @@ class MotionEstimator:
             max_side=max_side,
             working_size=working_size,
             uncertainty_thresh=uncertainty_thresh,
+            camera_snap=camera_snap,
         )
 
     @property
@@ -323,9 +386,20 @@ class MotionEstimator:
     ) -> tuple[np.ndarray, np.ndarray]:
         height, width = frame_hw
         wh, ww = self.working_size_for(height, width)
-        disp, sigma = read_box_motion(out, boxes, scale=(width / ww, height / wh), frame_size=frame_hw)
+        factor = np.array([width / ww, height / wh])
+        disp, sigma = read_box_motion(out, boxes, scale=(factor[0], factor[1]), frame_size=frame_hw)
+        snapped = np.zeros(len(disp), bool)
+        if self.camera_snap is not None:
+            homography = fit_camera_homography(out)
+            if homography is not None:
+                clipped = boxes.copy()
+                clipped[:, 0::2] = clipped[:, 0::2].clip(0.0, width)
+                clipped[:, 1::2] = clipped[:, 1::2].clip(0.0, height)
+                camera = camera_box_motion(homography, clipped / np.tile(factor, 2)) * factor
+                snapped = np.linalg.norm(disp - camera, axis=1) <= self.camera_snap
+                disp[snapped] = camera[snapped]
         if self.uncertainty_thresh is not None:
-            disp[sigma > self.uncertainty_thresh] = np.nan
+            disp[(sigma > self.uncertainty_thresh) & ~snapped] = np.nan
         return disp, sigma
 
     # ------------------------------------------------------------------------------------------------ public
@@ -461,7 +535,8 @@ class MotionEstimator:
     def __repr__(self) -> str:
         return (
             f"MotionEstimator(head={self.head or self.model.config.heads[0]!r}, device={str(self.device)!r}, "
-            f"max_side={self.max_side}, working_size={self.working_size}, uncertainty_thresh={self.uncertainty_thresh})"
+            f"max_side={self.max_side}, working_size={self.working_size}, "
+            f"uncertainty_thresh={self.uncertainty_thresh}, camera_snap={self.camera_snap})"
         )
 
 

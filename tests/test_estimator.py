@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from mmtrack_corr.estimator import MotionEstimator, box_mean, default_motion_source
+from mmtrack_corr.estimator import (
+    MotionEstimator,
+    box_mean,
+    camera_box_motion,
+    default_motion_source,
+    fit_camera_homography,
+)
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import (
     MotionModel,
@@ -305,3 +312,57 @@ def test_shipped_weights_in_the_tracker() -> None:
         out = tracker.update(box - [12.0 * t, 0, 12.0 * t, 0], np.array([0.9]), frame=frame)
         ids.append(out.ids.tolist())
     assert ids[-1] == ids[1] and len(ids[-1]) == 1
+
+
+def _homography_field(h: int, w: int, stride: int, homography: np.ndarray) -> torch.Tensor:
+    """(1, 2, h, w) flow at the cell centres of a stride-``stride`` grid under ``homography``."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    pts = np.stack([xs * stride + (stride - 1) / 2, ys * stride + (stride - 1) / 2], -1).reshape(-1, 1, 2)
+    moved = cv2.perspectiveTransform(pts.astype(np.float64), homography).reshape(h, w, 2)
+    return torch.from_numpy((moved - pts.reshape(h, w, 2)).transpose(2, 0, 1)[None].copy()).float()
+
+
+_CAMERA = np.array([[1.02, -0.03, 6.0], [0.025, 1.01, -4.0], [1e-5, -2e-5, 1.0]])
+
+
+def test_camera_homography_from_the_field_ignores_an_independently_moving_block() -> None:
+    flow = _homography_field(32, 48, 8, _CAMERA)
+    flow[:, :, 10:16, 20:28] += torch.tensor([20.0, -12.0]).view(1, 2, 1, 1)  # an object moving on its own
+    out = MotionOutput(flow, torch.zeros_like(flow), 8)
+    homography = fit_camera_homography(out)
+    assert homography is not None
+    boxes = np.array([[0.0, 0.0, 60.0, 40.0], [300.0, 200.0, 380.0, 250.0], [160.0, 80.0, 224.0, 128.0]])
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], -1)
+    truth = cv2.perspectiveTransform(centres[:, None].astype(np.float64), _CAMERA)[:, 0] - centres
+    np.testing.assert_allclose(camera_box_motion(homography, boxes), truth, atol=0.05)  # the moving block's too
+
+
+def test_no_camera_homography_without_a_dominant_motion() -> None:
+    flow = torch.randn(1, 2, 20, 30, generator=torch.Generator().manual_seed(0)) * 30
+    assert fit_camera_homography(MotionOutput(flow, torch.zeros_like(flow), 8)) is None
+    tiny = torch.zeros(1, 2, 2, 3)
+    assert fit_camera_homography(MotionOutput(tiny, tiny.clone(), 8)) is None
+
+
+def test_camera_snap_replaces_noisy_background_boxes_and_keeps_moving_ones() -> None:
+    est = MotionEstimator(_tiny_model(), max_side=None, camera_snap=3.0)
+    flow = _homography_field(32, 48, 8, _CAMERA)
+    noise = torch.randn(flow.shape, generator=torch.Generator().manual_seed(1)) * 2.0
+    flow = flow + noise
+    flow[:, :, 10:16, 20:28] += torch.tensor([20.0, -12.0]).view(1, 2, 1, 1)
+    out = MotionOutput(flow, torch.zeros_like(flow), 8)
+    boxes = np.array([[8.0, 8.0, 40.0, 40.0], [168.0, 88.0, 216.0, 120.0]])  # background, then the moving block
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], -1)
+    camera = cv2.perspectiveTransform(centres[:, None].astype(np.float64), _CAMERA)[:, 0] - centres
+    disp, _ = est._read_boxes(out, boxes, (256, 384))
+    np.testing.assert_allclose(disp[0], camera[0], atol=0.4)  # snapped: the frame-wide fit, not the box's noise
+    assert np.linalg.norm(disp[1] - camera[1] - [20.0, -12.0]) < 1.5  # its own motion kept
+    est.camera_snap = None
+    plain, _ = est._read_boxes(out, boxes, (256, 384))
+    assert np.linalg.norm(plain[0] - camera[0]) > np.linalg.norm(disp[0] - camera[0])
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "3"])
+def test_bad_camera_snap(value: object) -> None:
+    with pytest.raises(ValueError, match=r"camera_snap: expected a number of pixels > 0 or None"):
+        MotionEstimator(_tiny_model(), camera_snap=value)  # type: ignore[arg-type]
