@@ -96,11 +96,13 @@ def learned_source() -> Any:
 
     max_side = os.environ.get("BENCH_MOTION_MAX_SIDE")
     uncertainty = os.environ.get("BENCH_MOTION_UNCERTAINTY")
+    snap = os.environ.get("BENCH_MOTION_CAMERA_SNAP")
     return MotionEstimator.from_pretrained(
         os.environ.get("BENCH_MOTION_WEIGHTS") or "default",
         device=os.environ.get("BENCH_DEVICE", "cpu"),
         max_side=int(max_side) if max_side else LEARNED_MAX_SIDE,
         uncertainty_thresh=float(uncertainty) if uncertainty else None,
+        **({"camera_snap": float(snap) if float(snap) > 0 else None} if snap else {}),
     )
 
 
@@ -110,6 +112,7 @@ def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> flo
         os.environ["BENCH_MOTION_WEIGHTS"] = args.motion_weights or ""
         os.environ["BENCH_MOTION_MAX_SIDE"] = str(args.motion_max_side or "")
         os.environ["BENCH_MOTION_UNCERTAINTY"] = str(args.motion_uncertainty or "")
+        os.environ["BENCH_MOTION_CAMERA_SNAP"] = "" if args.motion_camera_snap is None else str(args.motion_camera_snap)
         os.environ["BENCH_DEVICE"] = args.device
         here = str(Path(__file__).resolve().parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
@@ -236,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--motion-uncertainty", type=float, default=None, metavar="PX",
                    help="learned motion: Kalman fallback for boxes whose predicted uncertainty exceeds PX")  # fmt: skip
+    p.add_argument("--motion-camera-snap", type=float, default=None, metavar="PX",
+                   help="learned motion: MotionEstimator camera_snap (0 = off; default: the estimator's)")  # fmt: skip
     p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
                    help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
@@ -278,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     frames = args.frames * args.seeds
     print(f"\n## Camera-motion benchmark: {args.seeds} held-out sequences x {args.frames} frames per speed, 544x960")
     if "motion" in trackers:
+        snap = "default" if args.motion_camera_snap is None else args.motion_camera_snap or "off"
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
-              f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}")  # fmt: skip
+              f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}, "
+              f"camera snap {snap}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers

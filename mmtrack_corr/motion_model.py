@@ -79,7 +79,7 @@ class MotionModelConfig:
     encoder_widths: tuple[int, ...] | None = (16, 32, 48, 64, 96)
     in_channels: tuple[int, int, int] | None = None
     heads: tuple[str, ...] = ("multiscale", "light")
-    context: str = "conv,scan,scan"
+    context: str = "conv"
     multiscale_widths: tuple[int, int, int] = (32, 48, 64)
     light_width: int = 64
     input_size: tuple[int, int] | None = None

@@ -100,7 +100,7 @@ class TrainConfig:
     """
 
     out: str = "out/train"
-    steps: int = 2400
+    steps: int = 4000
     batch_size: int = 8
     height: int = 256
     width: int = 448
@@ -125,7 +125,7 @@ class TrainConfig:
     val_pairs: int = 48
     encoder_widths: str = "16,32,48,64,96"
     heads: str = "multiscale,light"
-    context: str = "conv,scan,scan"
+    context: str = "conv"
     multiscale_widths: str = "32,48,64"
     light_width: int = 64
     warp: bool = True
