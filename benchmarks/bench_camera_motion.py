@@ -66,7 +66,7 @@ METRICS = ("HOTA", "MOTA", "IDF1", "IDSW")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _generate(data: Path, speeds: list[str], seeds: int, frames: int) -> dict[str, list[str]]:
+def _generate(data: Path, speeds: list[str], seeds: int, frames: int, photos: str = "heldout") -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     for level, speed in enumerate(SPEED_LEVELS):
         if speed not in speeds:
@@ -79,7 +79,9 @@ def _generate(data: Path, speeds: list[str], seeds: int, frames: int) -> dict[st
             if (folder / "seqinfo.ini").is_file() and len(list((folder / "img1").glob("*.jpg"))) == frames:
                 continue
             t0 = time.perf_counter()
-            seq = make_sequence(np.random.default_rng([seed, level]), frames, speed=speed, photos="heldout")
+            # training photographs get other seeds, so the two sets share no sequence layout either
+            rng = np.random.default_rng([seed, level] if photos == "heldout" else [seed, level, 1])
+            seq = make_sequence(rng, frames, speed=speed, photos=photos)
             if folder.exists():
                 raise SystemExit(f"{folder}: exists with a different length; remove it or pass another --data")
             write_sequence(seq, folder)
@@ -245,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
     p.add_argument("--data", type=Path, default=ROOT / "out" / "bench_camera_motion" / "data")
+    p.add_argument("--photos", choices=("heldout", "train"), default="heldout",
+                   help="photographs of the sequences: heldout (every reported figure) or train (for choosing "
+                   "settings such as --motion-uncertainty; use another --data folder)")  # fmt: skip
     p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_camera_motion")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "images" / "camera_motion_idf1.png")
     p.add_argument("--pictures", type=Path, default=ROOT / "docs" / "images", help="folder for demo_*.png")
@@ -259,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         trackers.remove("motion")
     speeds = [s for s in SPEED_LEVELS if s in args.speeds]
-    names = _generate(args.data, speeds, args.seeds, args.frames)
+    names = _generate(args.data, speeds, args.seeds, args.frames, args.photos)
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}

@@ -43,8 +43,8 @@ _FORMAT = "mmtrack-corr/motion-model/1"
 
 # name -> (file in the mmtrack_corr_weights package, its sha256); the hash is the trust anchor for shipped files
 SHIPPED_WEIGHTS: dict[str, tuple[str, str]] = {
-    # weights/README.md: how it was trained (mmtrack-train-motion, 2400 steps on synthetic pairs) and what it scores
-    "default": ("motion_default.pt", "e717b6921e81eb00b350c6bb0421aa472b58051ef165bc47371e68844085cd5a"),
+    # weights/README.md: how it was trained (mmtrack-train-motion, 4000 steps on synthetic pairs) and what it scores
+    "default": ("motion_default.pt", "1ad5f9c35c67727f7d73b89ab2c11e9926ae1ed63b0197c055add9a3f133be39"),
 }
 
 
