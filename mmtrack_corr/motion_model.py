@@ -142,8 +142,11 @@ class MotionModel(nn.Module):
             raise ValueError(
                 f"encoder: only for a head-only config (encoder_widths=None), got encoder_widths={cfg.encoder_widths}"
             )
-        self.encoder = FeatureEncoder(cfg.encoder_widths) if cfg.encoder_widths is not None else encoder
-        channels = cfg.in_channels if cfg.in_channels is not None else self.encoder.out_channels  # type: ignore[union-attr]
+        own = FeatureEncoder(cfg.encoder_widths) if cfg.encoder_widths is not None else None
+        self.encoder = own if own is not None else encoder
+        channels: tuple[int, int, int] = (
+            cfg.in_channels if cfg.in_channels is not None else own.out_channels  # type: ignore[union-attr]
+        )
         heads: dict[str, nn.Module] = {}
         for kind in cfg.heads:
             if kind == "multiscale":
