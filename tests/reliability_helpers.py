@@ -48,3 +48,14 @@ def image_dataset(root: Path, names: tuple[str, ...] = ("A", "B", "C"), frames: 
         (seq / "det" / "det.txt").write_text("\n".join(det) + "\n")
         (seq / "gt" / "gt.txt").write_text("\n".join(gt) + "\n")
     return root
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for interrupted-run tests: SIGINT back to its default in the child.
+
+    A shell that starts a job in the background (``cmd &`` without job control, ``nohup``) makes SIGINT ignored, the
+    child inherits that, and Python then installs no KeyboardInterrupt handler: Ctrl-C tests would see the run finish.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

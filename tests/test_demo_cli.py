@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from mmtrack_demo.cli import main
 from mmtrack_demo.video import VideoFileSource, VideoSink
+from reliability_helpers import sigint_default
 
 from trackers import read_mot_results
 
@@ -170,7 +171,14 @@ def test_interrupted_run_leaves_valid_outputs(tmp_path: Path, sig: int, code: in
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     cmd = [sys.executable, "-m", "mmtrack_demo.cli", str(video), "--detector", "slowdet:detect", "--motion", "kalman",
            "-o", str(out), "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,  # noqa: PLW1509 - resets one signal, no locks taken
+    )
     results = out.with_suffix(".txt")
     partial = results.with_name(results.name + ".partial")  # the writer's file until it is closed
     deadline = time.monotonic() + 60

@@ -24,7 +24,7 @@ import pytest
 
 pytest.importorskip("trackeval", reason="TrackEval (the 'eval' extra) is not installed")
 
-from reliability_helpers import image_dataset  # noqa: E402
+from reliability_helpers import image_dataset, sigint_default  # noqa: E402
 
 from trackers import ByteTracker, MotionTracker  # noqa: E402
 from trackers.cli import main  # noqa: E402
@@ -449,7 +449,13 @@ def _start(root: Path, out: Path, *extra: str, sleep: float = 0.05) -> subproces
     cmd = [sys.executable, "-m", "trackers.cli", str(root), "--tracker", "motion"]
     cmd += ["--motion-source", "reliability_helpers:slow_source", "--output", str(out), *extra]
     return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=sigint_default,  # noqa: PLW1509 - resets one signal, no locks taken
     )
 
 
