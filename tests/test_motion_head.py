@@ -107,12 +107,13 @@ def test_odd_level_sizes_like_a_detector_at_608x1088_plus_one() -> None:
 def test_soft_argmax_reads_the_shift_in_cells_from_the_volume(dx: int, dy: int) -> None:
     f1 = torch.randn(1, 64, 12, 16, generator=torch.Generator().manual_seed(1))
     f2 = torch.roll(f1, shifts=(dy, dx), dims=(2, 3))
-    out = SoftArgmax(beta=30.0)(correlation_volume(f1, f2))[..., 4:-4, 4:-4]
+    with torch.no_grad():  # the temperature is a parameter: outputs carry grad otherwise
+        out = SoftArgmax(beta=30.0)(correlation_volume(f1, f2))[..., 4:-4, 4:-4]
+        flat = SoftArgmax(beta=30.0)(torch.zeros(1, 81, 2, 2))  # no information: centre, uniform probability
     assert out.shape[1] == 3
     torch.testing.assert_close(out[:, 0], torch.full_like(out[:, 0], float(dx)), atol=0.05, rtol=0)
     torch.testing.assert_close(out[:, 1], torch.full_like(out[:, 1], float(dy)), atol=0.05, rtol=0)
     assert float(out[:, 2].min()) > 0.9  # a distinct peak
-    flat = SoftArgmax(beta=30.0)(torch.zeros(1, 81, 2, 2))  # no information: centre, uniform probability
     torch.testing.assert_close(flat[:, :2], torch.zeros(1, 2, 2, 2))
     torch.testing.assert_close(flat[:, 2], torch.full((1, 2, 2), 1 / 81))
 
