@@ -104,7 +104,7 @@ def learned_source() -> Any:
         device=os.environ.get("BENCH_DEVICE", "cpu"),
         max_side=int(max_side) if max_side else LEARNED_MAX_SIDE,
         uncertainty_thresh=float(uncertainty) if uncertainty else None,
-        **({"camera_snap": float(snap) if float(snap) > 0 else None} if snap else {}),
+        camera_snap=(float(snap) or None) if snap else None,  # "" = the estimator's default (off), 0 = off
     )
 
 

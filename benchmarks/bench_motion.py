@@ -56,8 +56,8 @@ from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_f
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 HEAD_LABELS = {"light": "light head (1/32)", "multiscale": "3-scale head"}
 SNAP_LABELS = {f"{k}+snap": f"{v} + camera snap" for k, v in HEAD_LABELS.items()}
-PAIR_METHODS = ("zero", "dis", "gmc", "light", "multiscale", "light+snap", "multiscale+snap")
-SEQ_METHODS = ("zero", "kalman", "dis", "gmc", "light", "multiscale", "light+snap", "multiscale+snap")
+PAIR_METHODS = ("zero", "dis", "gmc", *HEAD_LABELS, *SNAP_LABELS)
+SEQ_METHODS = ("zero", "kalman", "dis", "gmc", *HEAD_LABELS, *SNAP_LABELS)
 LABELS = {"zero": "zero motion", "kalman": "Kalman (const. velocity)", "dis": "OpenCV DIS (box mean)", "gmc": "GMC"}
 LABELS.update(HEAD_LABELS)
 LABELS.update(SNAP_LABELS)
@@ -298,6 +298,12 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _head_of(method: str) -> str | None:
+    """The head a method row belongs to ("multiscale+snap" -> "multiscale"), None for a baseline."""
+    base = method.split("+")[0]
+    return base if base in HEAD_LABELS else None
+
+
 def _stats(e: np.ndarray) -> str:
     return f"{e.mean():.2f} / {np.percentile(e, 90):.2f}" if e.size else "-"
 
@@ -308,7 +314,7 @@ def accuracy_tables(results: dict[str, dict], heads: tuple[str, ...], photos: st
         header = ["method"] + [f"{s} {k}" for s in results for k in ("moving", "background")]
         rows = []
         for m in methods:
-            if m.split("+")[0] in HEAD_LABELS and m.split("+")[0] not in heads:
+            if _head_of(m) not in (None, *heads):
                 continue
             if m in SNAP_LABELS and not Errors.cat(results[next(iter(results))][source].moving, m).size:
                 continue
@@ -422,8 +428,7 @@ def plot(results: dict[str, dict], heads: tuple[str, ...], curves: dict, out_dir
     methods = [
         m
         for m in SEQ_METHODS
-        if m.split("+")[0] not in HEAD_LABELS
-        or (m.split("+")[0] in heads and Errors.cat(speed0["pairs"].moving, m).size)
+        if _head_of(m) is None or (_head_of(m) in heads and Errors.cat(speed0["pairs"].moving, m).size)
     ]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=False)
     speeds = list(results)

@@ -106,13 +106,20 @@ def read_box_motion(
     sx, sy = (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
     boxes = np.array(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     if frame_size is not None:
-        boxes[:, 0::2] = boxes[:, 0::2].clip(0.0, frame_size[1])
-        boxes[:, 1::2] = boxes[:, 1::2].clip(0.0, frame_size[0])
+        boxes = _clipped(boxes, frame_size)
     work = torch.from_numpy(boxes / np.array([sx, sy, sx, sy]))
     field = torch.cat([motion.flow[index], motion.log_scale[index].exp().expand(2, -1, -1)], dim=0)
     values = box_mean(field, work, motion.stride).cpu().numpy()
     factor = np.array([sx, sy])
     return values[:, :2] * factor, (values[:, 2:4] * factor).max(axis=1)
+
+
+def _clipped(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) float64 xyxy boxes clipped to a (H, W) frame (a new array)."""
+    out = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+    out[:, 0::2] = out[:, 0::2].clip(0.0, frame_size[1])
+    out[:, 1::2] = out[:, 1::2].clip(0.0, frame_size[0])
+    return out
 
 
 _CAMERA_MAX_POINTS = 2048
@@ -392,10 +399,7 @@ class MotionEstimator:
         if self.camera_snap is not None:
             homography = fit_camera_homography(out)
             if homography is not None:
-                clipped = boxes.copy()
-                clipped[:, 0::2] = clipped[:, 0::2].clip(0.0, width)
-                clipped[:, 1::2] = clipped[:, 1::2].clip(0.0, height)
-                camera = camera_box_motion(homography, clipped / np.tile(factor, 2)) * factor
+                camera = camera_box_motion(homography, _clipped(boxes, frame_hw) / np.tile(factor, 2)) * factor
                 snapped = np.linalg.norm(disp - camera, axis=1) <= self.camera_snap
                 disp[snapped] = camera[snapped]
         if self.uncertainty_thresh is not None:

@@ -123,6 +123,8 @@ class SoftArgmax(nn.Module):
         [2.0, 0.0, 1.0]
     """
 
+    out_channels = 3
+
     def __init__(self, beta: float = 10.0) -> None:
         super().__init__()
         self.log_beta = nn.Parameter(torch.tensor(math.log(beta)))
@@ -246,7 +248,7 @@ class LightMotionHead(nn.Module):
         self.context_kind = context_per_level(context)[2]
         self.appearance = _conv1(self.in_channels[2], width // 2)
         self.soft_argmax = SoftArgmax() if soft_argmax else None
-        self.fuse = _conv1(_VOLUME + width // 2 + (3 if soft_argmax else 0), width)
+        self.fuse = _conv1(_VOLUME + width // 2 + (SoftArgmax.out_channels if soft_argmax else 0), width)
         self.conv = _conv3(width)
         self.context = build_context_block(self.context_kind, width)
         self.decoder = _Decoder(width, groups=4)
@@ -322,7 +324,7 @@ class MultiScaleMotionHead(nn.Module):
         self.context_kinds = context_per_level(context)
         w8, w16, w32 = self.widths
         self.appearance = nn.ModuleList(_conv1(c, w // 2) for c, w in zip(self.in_channels, self.widths, strict=True))
-        extra = 3 if soft_argmax else 0
+        extra = SoftArgmax.out_channels if soft_argmax else 0
         self.soft_argmax = nn.ModuleList(SoftArgmax() for _ in range(3)) if soft_argmax else None
         self.fuse32 = _conv1(_VOLUME + w32 // 2 + extra, w32)
         self.fuse16 = _conv1(_VOLUME + w16 // 2 + w32 + 2 + extra, w16)
@@ -335,15 +337,15 @@ class MultiScaleMotionHead(nn.Module):
 
     def _level(self, i: int, f1: Tensor, f2: Tensor, coarse: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         prior = None
+        coarse_inputs: list[Tensor] = []
         if coarse:
-            hidden, flow = (F.interpolate(t, size=f1.shape[-2:], mode="bilinear", align_corners=False) for t in coarse)
-            prior = flow  # pixels
+            hidden, prior = (F.interpolate(t, size=f1.shape[-2:], mode="bilinear", align_corners=False) for t in coarse)
+            prior_cells = prior / _STRIDES[i]  # the prior is in pixels; the volume and the decoder work in cells
+            coarse_inputs = [hidden, prior_cells]
             if self.warp:  # the search is centred on the coarse estimate; no gradient through the sampling grid
-                f2 = warp_features(f2, flow.detach() / _STRIDES[i])
+                f2 = warp_features(f2, prior_cells.detach())
         volume = correlation_volume(f1, f2)
-        inputs = [volume, self.appearance[i](f1)]
-        if coarse:
-            inputs += [hidden, flow / _STRIDES[i]]
+        inputs = [volume, self.appearance[i](f1), *coarse_inputs]
         if self.soft_argmax is not None:
             inputs.append(self.soft_argmax[i](volume))
         fuse = (self.fuse8, self.fuse16, self.fuse32)[i]

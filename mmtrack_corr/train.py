@@ -191,7 +191,14 @@ def _ints(name: str, text: str) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------------------- the loss
 
 
-_LAYER_PRESETS = ("torchvision_fpn", "retinanet", "yolox", "ultralytics")
+# --detector_layers presets: name -> the {stride: spec} of a detector (only Ultralytics' depend on the model)
+_LAYER_PRESET_FNS: dict[str, Any] = {
+    "torchvision_fpn": lambda detector: torchvision_fpn_layers(),
+    "retinanet": lambda detector: torchvision_fpn_layers(retinanet=True),
+    "yolox": lambda detector: yolox_layers(),
+    "ultralytics": ultralytics_layers,
+}
+_LAYER_PRESETS = tuple(_LAYER_PRESET_FNS)
 
 
 def _layer_specs(text: str) -> dict[int, str]:
@@ -223,15 +230,8 @@ def frozen_detector(cfg: TrainConfig) -> FrozenDetectorFeatures:
         raise ValueError(f"detector: {cfg.detector}() raised {type(err).__name__}: {err}") from err
     if not isinstance(detector, nn.Module):
         raise ValueError(f"detector: {cfg.detector}() returned {type(detector).__name__}, expected a torch nn.Module")
-    presets = {"torchvision_fpn": torchvision_fpn_layers, "yolox": yolox_layers}
-    if cfg.detector_layers == "retinanet":
-        layers: dict[int, str] = torchvision_fpn_layers(retinanet=True)
-    elif cfg.detector_layers == "ultralytics":
-        layers = ultralytics_layers(detector)
-    elif cfg.detector_layers in presets:
-        layers = presets[cfg.detector_layers]()
-    else:
-        layers = _layer_specs(cfg.detector_layers)
+    preset = _LAYER_PRESET_FNS.get(cfg.detector_layers)
+    layers: dict[int, str] = preset(detector) if preset is not None else _layer_specs(cfg.detector_layers)
     try:
         return FrozenDetectorFeatures(detector, layers, image_size=(cfg.height, cfg.width))
     except (ValueError, KeyError, AttributeError, RuntimeError, TypeError) as err:
