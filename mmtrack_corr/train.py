@@ -51,7 +51,14 @@ from torch.utils.data import DataLoader
 from mmtrack_corr.hooks import FrozenDetectorFeatures, torchvision_fpn_layers, ultralytics_layers, yolox_layers
 from mmtrack_corr.motion_data import MotSequencePairs, StreamSampler, SyntheticPairs, fixed_validation_pairs
 from mmtrack_corr.motion_head import MotionOutput
-from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, atomic_torch_save, save_motion_model
+from mmtrack_corr.motion_model import (
+    SHIPPED_WEIGHTS,
+    MotionModel,
+    MotionModelConfig,
+    atomic_torch_save,
+    load_motion_model,
+    save_motion_model,
+)
 from trackers.spec import resolve_callable
 
 __all__ = ["TrainConfig", "box_means", "evaluate", "evaluate_weights", "main", "motion_loss", "train"]
@@ -89,6 +96,9 @@ class TrainConfig:
             :class:`mmtrack_corr.FeatureHooks`: ``module.path`` or ``module.path:key``) or a preset:
             ``torchvision_fpn``, ``retinanet``, ``yolox``, ``ultralytics``.
         resume: checkpoint to continue from ("" = start fresh).
+        init: start from these weights (a file written by ``--export`` / save_motion_model, or a shipped name such
+            as ``default``) with a fresh optimizer and schedule: fine-tuning, e.g. the shipped model on your own
+            sequences. The architecture flags must describe the same model ("" = random init).
         export: write the final weights here with save_motion_model ("" = do not).
         max_minutes: stop early (checkpoint written) after this wall time, 0 = no limit.
         stop_at: stop after this step (checkpoint written) as if interrupted; the schedule still spans ``steps``
@@ -133,6 +143,7 @@ class TrainConfig:
     detector: str = ""
     detector_layers: str = ""
     resume: str = ""
+    init: str = ""
     export: str = ""
     max_minutes: float = 0.0
     stop_at: int = 0
@@ -455,6 +466,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         model = MotionModel(cfg.model_config(_channels(frozen)), encoder=frozen).to(device)
     else:
         model = MotionModel(cfg.model_config()).to(device)
+    if cfg.init and not cfg.resume:  # a resumed run's checkpoint already holds the fine-tuned weights
+        _load_init(model, cfg.init)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step = 0
     if cfg.resume:
@@ -532,6 +545,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return {"step": step, "val": last_val}
+
+
+def _load_init(model: MotionModel, init: str) -> None:
+    """Copy the weights of ``init`` (file or shipped name) into ``model``; the architectures must match."""
+    source = load_motion_model(init)
+    if _architecture(source.config.to_dict()) != _architecture(model.config.to_dict()):
+        raise ValueError(
+            f"init: {init} holds a different model {_architecture(source.config.to_dict())}; "
+            f"this run builds {_architecture(model.config.to_dict())} (match the architecture flags)"
+        )
+    weights = source.state_dict()
+    if source.encoder is None:  # heads-only weights on a frozen detector: the detector keeps its own
+        weights.update({k: v for k, v in model.state_dict().items() if k.startswith("encoder.")})
+    model.load_state_dict(weights)
 
 
 def _architecture(config: dict[str, Any]) -> dict[str, Any]:
@@ -627,7 +654,6 @@ def evaluate_weights(cfg: TrainConfig) -> dict[str, Any]:
         ``{"pairs": n, "size": [H, W], "all": metrics, "slow": ..., "medium": ..., "fast": ...}`` with the metrics
         of :func:`evaluate`.
     """
-    from mmtrack_corr.motion_model import load_motion_model
     from mmtrack_corr.synthetic import SPEED_LEVELS
 
     if cfg.threads:
@@ -656,6 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.validate()
         if cfg.resume and not Path(cfg.resume).is_file():
             raise ValueError(f"resume: no checkpoint at {cfg.resume!r}")
+        if cfg.init and cfg.init not in SHIPPED_WEIGHTS and not Path(cfg.init).is_file():
+            raise ValueError(f"init: no weights file at {cfg.init!r} (shipped names: {sorted(SHIPPED_WEIGHTS)})")
     except ValueError as exc:
         print(f"mmtrack-train-motion: error: {exc}", file=sys.stderr)
         return 2

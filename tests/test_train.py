@@ -153,6 +153,22 @@ def test_resume_gives_the_same_steps_as_an_uninterrupted_run(tmp_path: Path) -> 
         assert torch.equal(pa, pb), name
 
 
+def test_init_starts_from_the_given_weights_with_a_fresh_schedule(tmp_path: Path) -> None:
+    common = {"log_every": 1, "eval_every": 0, "ckpt_every": 0}
+    first = tmp_path / "first"
+    train(_cfg(first, steps=3, seed=1, export=str(first / "w.pt"), **common))
+    tuned = tmp_path / "tuned"  # a negligible step from the loaded weights leaves them as they were
+    train(_cfg(tuned, steps=1, seed=2, lr=1e-12, init=str(first / "w.pt"), export=str(tuned / "w.pt"), **common))
+    a, b = load_motion_model(first / "w.pt"), load_motion_model(tuned / "w.pt")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(pb, pa, rtol=0, atol=1e-8, msg=name)
+    fresh = tmp_path / "fresh"  # the same run from a random init starts elsewhere
+    train(_cfg(fresh, steps=1, seed=2, lr=1e-12, **common))
+    assert _log(fresh)[0]["loss"] != _log(tuned)[0]["loss"]
+    with pytest.raises(ValueError, match="init: .* different model"):
+        train(_cfg(tmp_path / "other", steps=1, light_width=8, init=str(first / "w.pt"), **common))
+
+
 def test_validation_reports_every_head_and_zero_motion(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, steps=1, eval_every=1, ckpt_every=0)
     result = train(cfg)
@@ -233,6 +249,7 @@ def test_training_on_a_user_dataset(tmp_path: Path) -> None:
         pytest.param(["--data", "mot"], "data_root: required with --data mot", id="no_root"),
         pytest.param(["--context", "lstm"], "context: expected one of", id="context"),
         pytest.param(["--resume", "/nonexistent/ckpt.pt"], "resume: no checkpoint at", id="resume"),
+        pytest.param(["--init", "/nonexistent/w.pt"], "init: no weights file at", id="init"),
         pytest.param(["--steps", "ten"], "invalid int value", id="not_an_int"),
     ],
 )
