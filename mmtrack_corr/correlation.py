@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import operator
 import os
 from collections.abc import Iterator, Sequence
@@ -253,41 +254,49 @@ def _correlate_backward(
 
 # The batched formulation: the same banded Gram products as above, but all of them in ONE batched matrix product,
 # so that the number of ATen calls is fixed (about 10 per forward, 20 per backward) whatever the batch, patch and
-# width. Output rows are grouped by their residue s = h mod dilation_patchH and split into column tiles; for each
-# (batch item, tile, s, q = h div dilation_patchH) the displacement rows that output row h meets are consecutive
-# rows u = q * strideH + ph of one block of a copy of input2 laid out (B, tiles, s, u, band column, C), so the window
-# of all PatchH rows is one (PatchH * band, C) matrix at a constant step from the previous one: a plain strided view.
-# Blocks carry PatchH - 1 rows of slack (computed, then dropped) so that the view's batch stride is uniform.
-# The price is memory: input copies (about 1.5-2x each input) and a Gram of about 3-4x the output, against
+# width. Output rows are grouped by their residue s = h mod dilation_patchH; output columns by their residue
+# r = w mod G, G = lcm(strideW, dilation_patchW) / strideW, and split into tiles of T columns of one residue. Within a
+# (tile, r) group consecutive outputs are lcm(strideW, dilation_patchW) input columns apart, a whole number e of
+# displacement steps, so the group's displacements reach input2 columns at a step of dilation_patchW only: a band
+# of (T - 1) * e + PatchW columns taken every dilation_patchW-th column, with no column the group never uses (a
+# dilated patch such as FlowNetC's would otherwise compute every skipped column too). For each
+# (batch item, tile, r, s, q = h div dilation_patchH) the displacement rows that output row h meets are consecutive
+# rows u = q * strideH + ph of one block of a copy of input2 laid out (B, tiles, r, s, u, band column, C), so the
+# window of all PatchH rows is one (PatchH * band, C) matrix at a constant step from the previous one: a plain
+# strided view. Blocks carry PatchH - 1 rows of slack (computed, then dropped) so that the view's batch stride is
+# uniform. The price is memory: a copy of input2 (band / T of it) and a Gram of band / PatchW outputs, against
 # <= 2x the output for the loop above; see correlation_backend("batched").
-_Layout = tuple[int, int, int, int, int, int]  # (tile, tiles, band, q rows per block, first dy, first dx)
+# (tile T, tiles, band, q rows per block, first dy, first dx, column groups G, band columns per output column e)
+_Layout = tuple[int, int, int, int, int, int, int, int]
 
 
 def _batched_layout(rows: _Grid, cols: _Grid) -> _Layout:
     patch_h, dp_h, step_h, count_h = rows[4], rows[5], rows[2], rows[3]
     step_w, count_w, patch_w, dp_w = cols[2], cols[3], cols[4], cols[5]
-    span = (patch_w - 1) * dp_w + 1
-    tile = min(max(16, (2 * span) // step_w), count_w)  # measured on CPU: 16-32 columns balance waste and speed
-    tiles = -(-count_w // tile)
-    band = (tile - 1) * step_w + span
+    lcm = step_w * dp_w // math.gcd(step_w, dp_w)
+    groups, band_step = lcm // step_w, lcm // dp_w
+    per_group = -(-count_w // groups)
+    tile = min(max(16, (2 * patch_w) // band_step), per_group)  # measured on CPU: 16-32 columns balance waste and speed
+    tiles = -(-per_group // tile)
+    band = (tile - 1) * band_step + patch_w
     q_rows = -(-count_h // dp_h) - 1 + -(-patch_h // step_h)
-    return tile, tiles, band, q_rows, -((patch_h - 1) // 2) * dp_h, -((patch_w - 1) // 2) * dp_w
+    return tile, tiles, band, q_rows, -((patch_h - 1) // 2) * dp_h, -((patch_w - 1) // 2) * dp_w, groups, band_step
 
 
 def _input2_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[tuple[int, int, int, int], int, int]:
     """F.pad amounts (left, right, top, bottom) so that every window pixel exists, and the first window pixel."""
-    tile, tiles, band, q_rows, dy0, dx0 = lay
+    tile, tiles, band, q_rows, dy0, dx0, groups = lay[:7]
     first_y, first_x = rows[1] + dy0, cols[1] + dx0
     last_y = first_y + (rows[5] - 1) * rows[2] + (q_rows * rows[2] - 1) * rows[5]
-    last_x = first_x + (tiles - 1) * tile * cols[2] + band - 1
+    last_x = first_x + ((tiles - 1) * groups * tile + groups - 1) * cols[2] + (band - 1) * cols[5]
     pad = (max(0, -first_x), max(0, last_x - cols[0] + 1), max(0, -first_y), max(0, last_y - rows[0] + 1))
     return pad, first_y, first_x
 
 
 def _input1_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[int, int, int, int]:
-    tile, tiles, q_rows = lay[0], lay[1], lay[3]
+    tile, tiles, q_rows, groups = lay[0], lay[1], lay[3], lay[6]
     last_y = rows[1] + (q_rows * rows[5] - 1) * rows[2]
-    last_x = cols[1] + (tiles * tile - 1) * cols[2]
+    last_x = cols[1] + (tiles * groups * tile - 1) * cols[2]
     return (max(0, -cols[1]), max(0, last_x - cols[0] + 1), max(0, -rows[1]), max(0, last_y - rows[0] + 1))
 
 
@@ -296,55 +305,56 @@ def _padded(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
 
 
 def _windows(x2: Tensor, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
-    """Every output row's window of input2: (N, PatchH * band, C), N = B * tiles * dilation_patchH * q_rows."""
-    tile, tiles, band, q_rows = lay[:4]
+    """Every output row's window of input2: (N, PatchH * band, C), N = B * tiles * G * dilation_patchH * q_rows."""
+    tile, tiles, band, q_rows, groups = lay[0], lay[1], lay[2], lay[3], lay[6]
     batch, channels = x2.shape[0], x2.shape[1]
     step_h, patch_h, dp_h = rows[2], rows[4], rows[5]
     pad, first_y, first_x = _input2_padding(rows, cols, lay)
     x2p = _padded(x2, pad)
     sb, sc, sy, sx = x2p.stride()
     u_rows = q_rows * step_h
-    used = batch * tiles * dp_h * u_rows * band * channels
+    used = batch * tiles * groups * dp_h * u_rows * band * channels
     slack = max(0, patch_h - step_h) * band * channels  # the last block's slack windows read past its end
     buffer = x2.new_empty(used + slack)
     buffer[used:].zero_()
     source = x2p.as_strided(
-        (batch, tiles, dp_h, u_rows, band, channels),
-        (sb, tile * cols[2] * sx, step_h * sy, dp_h * sy, sx, sc),
+        (batch, tiles, groups, dp_h, u_rows, band, channels),
+        (sb, groups * tile * cols[2] * sx, cols[2] * sx, step_h * sy, dp_h * sy, cols[5] * sx, sc),
         x2p.storage_offset() + (first_y + pad[2]) * sy + (first_x + pad[0]) * sx,
     )
-    buffer[:used].view(batch, tiles, dp_h, u_rows, band, channels).copy_(source)
-    count = batch * tiles * dp_h * q_rows
+    buffer[:used].view(batch, tiles, groups, dp_h, u_rows, band, channels).copy_(source)
+    count = batch * tiles * groups * dp_h * q_rows
     return buffer.as_strided((count, patch_h * band, channels), (step_h * band * channels, channels, 1))
 
 
 def _positions_view(x1p: Tensor, rows: _Grid, cols: _Grid, lay: _Layout, pad: tuple[int, int, int, int]) -> Tensor:
-    """input1 (padded by ``pad``) at the output positions: (B, tiles, dilation_patchH, q_rows, tile, C), a view."""
-    tile, tiles, q_rows = lay[0], lay[1], lay[3]
+    """input1 (padded by ``pad``) at the output positions: (B, tiles, G, dilation_patchH, q_rows, tile, C), a view."""
+    tile, tiles, q_rows, groups = lay[0], lay[1], lay[3], lay[6]
     sb, sc, sy, sx = x1p.stride()
     step_h, dp_h, step_w = rows[2], rows[5], cols[2]
     return x1p.as_strided(
-        (x1p.shape[0], tiles, dp_h, q_rows, tile, x1p.shape[1]),
-        (sb, tile * step_w * sx, step_h * sy, dp_h * step_h * sy, step_w * sx, sc),
+        (x1p.shape[0], tiles, groups, dp_h, q_rows, tile, x1p.shape[1]),
+        (sb, groups * tile * step_w * sx, step_w * sx, step_h * sy, dp_h * step_h * sy, groups * step_w * sx, sc),
         x1p.storage_offset() + (rows[1] + pad[2]) * sy + (cols[1] + pad[0]) * sx,
     )
 
 
 def _band_view(gram: Tensor, batch: int, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
-    """The entries of the Gram (N, PatchH * band, tile) that are outputs: (B, tiles, s, q, PatchH, PatchW, tile)."""
-    tile, tiles, band, q_rows = lay[:4]
-    patch_h, dp_h, patch_w, dp_w, step_w = rows[4], rows[5], cols[4], cols[5], cols[2]
+    """The Gram (N, PatchH * band, tile) entries that are outputs: (B, tiles, G, s, q, PatchH, PatchW, tile)."""
+    tile, tiles, band, q_rows, groups, band_step = lay[0], lay[1], lay[2], lay[3], lay[6], lay[7]
+    patch_h, dp_h, patch_w = rows[4], rows[5], cols[4]
     plane = patch_h * band * tile
     return gram.as_strided(
-        (batch, tiles, dp_h, q_rows, patch_h, patch_w, tile),
+        (batch, tiles, groups, dp_h, q_rows, patch_h, patch_w, tile),
         (
-            tiles * dp_h * q_rows * plane,
+            tiles * groups * dp_h * q_rows * plane,
+            groups * dp_h * q_rows * plane,
             dp_h * q_rows * plane,
             q_rows * plane,
             plane,
             band * tile,
-            dp_w * tile,
-            step_w * tile + 1,
+            tile,
+            band_step * tile + 1,
         ),
     )
 
@@ -353,12 +363,13 @@ def _correlate_batched(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tens
     """:func:`_correlate` with a fixed number of ATen calls (see the comment above :func:`_batched_layout`)."""
     batch = x1.shape[0]
     lay = _batched_layout(rows, cols)
-    tile, tiles, q_rows = lay[0], lay[1], lay[3]
+    tile, tiles, q_rows, groups = lay[0], lay[1], lay[3], lay[6]
     pad = _input1_padding(rows, cols, lay)
     positions = _positions_view(_padded(x1, pad), rows, cols, lay, pad).reshape(-1, tile, x1.shape[1])
     gram = torch.bmm(_windows(x2, rows, cols, lay), positions.transpose(1, 2))  # (N, PatchH * band, tile)
-    band = _band_view(gram, batch, rows, cols, lay).permute(0, 4, 5, 3, 2, 1, 6)  # (B, PH, PW, q, s, tiles, tile)
-    full = band.reshape(batch, rows[4], cols[4], q_rows * rows[5], tiles * tile)
+    # (B, PH, PW, q, s, tiles, tile, G): output column w = (tile index * tile + t) * G + r
+    band = _band_view(gram, batch, rows, cols, lay).permute(0, 5, 6, 4, 3, 1, 7, 2)
+    full = band.reshape(batch, rows[4], cols[4], q_rows * rows[5], tiles * tile * groups)
     return full[..., : rows[3], : cols[3]].contiguous()
 
 
@@ -368,12 +379,12 @@ def _correlate_batched_backward(
     """Gradients of :func:`_correlate_batched`: the two transposed batched products."""
     batch, channels, height, width = x1.shape
     lay = _batched_layout(rows, cols)
-    tile, tiles, band, q_rows = lay[:4]
-    count = batch * tiles * rows[5] * q_rows
-    grad_full = torch.nn.functional.pad(grad, (0, tiles * tile - cols[3], 0, q_rows * rows[5] - rows[3]))
+    tile, tiles, band, q_rows, groups = lay[0], lay[1], lay[2], lay[3], lay[6]
+    count = batch * tiles * groups * rows[5] * q_rows
+    grad_full = torch.nn.functional.pad(grad, (0, tiles * tile * groups - cols[3], 0, q_rows * rows[5] - rows[3]))
     d_gram = grad.new_zeros(count, rows[4] * band, tile)
     _band_view(d_gram, batch, rows, cols, lay).copy_(
-        grad_full.view(batch, rows[4], cols[4], q_rows, rows[5], tiles, tile).permute(0, 5, 4, 3, 1, 2, 6)
+        grad_full.view(batch, rows[4], cols[4], q_rows, rows[5], tiles, tile, groups).permute(0, 5, 7, 4, 3, 1, 2, 6)
     )
     g1 = g2 = None
     if need1:
@@ -381,7 +392,9 @@ def _correlate_batched_backward(
         pad = _input1_padding(rows, cols, lay)
         g1p = x1.new_zeros(batch, channels, height + pad[2] + pad[3], width + pad[0] + pad[1])
         # distinct output positions are distinct pixels: a plain copy, no accumulation
-        _positions_view(g1p, rows, cols, lay, pad).copy_(d_positions.view(batch, tiles, rows[5], q_rows, tile, -1))
+        _positions_view(g1p, rows, cols, lay, pad).copy_(
+            d_positions.view(batch, tiles, groups, rows[5], q_rows, tile, -1)
+        )
         g1 = g1p[:, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width].contiguous()
     if need2:
         positions_pad = _input1_padding(rows, cols, lay)
@@ -390,8 +403,16 @@ def _correlate_batched_backward(
         # windows overlap (rows and tiles): add every window pixel into its input2 pixel
         pad, first_y, first_x = _input2_padding(rows, cols, lay)
         hp, wp = height + pad[2] + pad[3], width + pad[0] + pad[1]
-        size = (batch, tiles, rows[5], q_rows, rows[4], band)
-        stride = (hp * wp, tile * cols[2], rows[2] * wp, rows[5] * rows[2] * wp, rows[5] * wp, 1)
+        size = (batch, tiles, groups, rows[5], q_rows, rows[4], band)
+        stride = (
+            hp * wp,
+            groups * tile * cols[2],
+            cols[2],
+            rows[2] * wp,
+            rows[5] * rows[2] * wp,
+            rows[5] * wp,
+            cols[5],
+        )
         offset = (first_y + pad[2]) * wp + first_x + pad[0]
         end = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
         index = torch.arange(end, device=x1.device).as_strided(size, stride, offset).reshape(-1)

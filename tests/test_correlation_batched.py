@@ -55,6 +55,32 @@ def test_forward_and_gradients_match_naive_formula(device, shape, k, p, s, pad, 
 
 
 @pytest.mark.parametrize(
+    ("s", "dp"),
+    [
+        pytest.param(1, 2, id="flownetc_like"),  # columns in 2 residue groups, one band step each
+        pytest.param(2, 3, id="stride_2_dp_3"),  # lcm 6: 3 groups, outputs 2 band columns apart
+        pytest.param(3, 2, id="stride_3_dp_2"),  # lcm 6: 2 groups, outputs 3 band columns apart
+        pytest.param(2, 4, id="stride_2_dp_4"),  # lcm 4: 2 groups, outputs 1 band column apart
+        pytest.param(4, 2, id="stride_4_dp_2"),  # lcm 4: 1 group, outputs 2 band columns apart
+    ],
+)
+def test_column_groups_of_dilated_patches_on_wide_maps(device, s, dp):
+    """Maps wide enough for several tiles per column group, every group count, padding on both sides."""
+    x1, x2 = inputs((2, 3, 5, 150), device)
+    args = (1, (3, 5), (1, s), (0, 3), 1, (1, dp))
+    expected = naive_correlation(x1, x2, *args)
+    a, b = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    out = batched(a, b, *args)
+    assert_close_to(out, expected)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    out.backward(grad.to(device))
+    na, nb = x1.cpu().clone().requires_grad_(True), x2.cpu().clone().requires_grad_(True)
+    naive_correlation(na, nb, *args).backward(grad)
+    assert_close_to(a.grad, na.grad)
+    assert_close_to(b.grad, nb.grad)
+
+
+@pytest.mark.parametrize(
     ("k", "p", "s", "pad", "d", "dp"),
     [
         pytest.param(1, 5, 1, 0, 1, 1, id="k1_p5"),
