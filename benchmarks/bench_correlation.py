@@ -387,12 +387,15 @@ def count_aten_calls(fn: Callable[[], Any]) -> int:
 
 @dataclass
 class HostCost:
-    """Per backend ("aten", "batched"): ATen calls per forward / forward + backward and the C=1 forward seconds on
-    one thread; and the original's C=1 forward seconds."""
+    """Per backend ("aten", "batched"): ATen calls per forward / forward + backward, the C=1 forward seconds on
+    one thread, the forward / forward + backward seconds at the config's own channels (the run's threads) and the
+    peak extra memory of forward / forward + backward in output sizes; and the original's C=1 forward seconds."""
 
     config: BenchConfig
     calls: dict[str, tuple[int, int]]
     c1: dict[str, float]
+    times: dict[str, tuple[float, float]]
+    memory: dict[str, tuple[float, float]]
     ref_c1: float | None = None
 
 
@@ -407,40 +410,54 @@ def _c1_config(config: BenchConfig) -> BenchConfig:
 def measure_host_cost(
     config: BenchConfig, device: torch.device, dtype: torch.dtype, warmup: int, repeats: int
 ) -> HostCost:
-    """ATen call counts of ours at ``config`` and its C=1 forward time on one thread, for each ATen backend."""
+    """For each ATen backend: call counts of ours at ``config``, its C=1 forward time on one thread, and its times
+    and peak extra memory at the config's channels (forward; forward + backward with a fixed ``grad_output``)."""
     generator = torch.Generator().manual_seed(0)
     x1 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
     x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
     leaf1, leaf2 = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    grad_output = torch.randn(expected_output_shape(config.shape, config.params), generator=generator, dtype=dtype)
+    grad_output = grad_output.to(device)
+    output_bytes = grad_output.numel() * grad_output.element_size()
     small = _c1_config(config)
     c1_a = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
     c1_b = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
 
-    def forward() -> None:
+    def forward() -> list[torch.Tensor]:
         with torch.no_grad():
-            _ours(x1, x2, **config.params)
+            return [_ours(x1, x2, **config.params)]
 
-    def forward_backward() -> None:
+    def forward_backward() -> list[torch.Tensor]:
         leaf1.grad = leaf2.grad = None
-        _ours(leaf1, leaf2, **config.params).sum().backward()
+        output = _ours(leaf1, leaf2, **config.params)
+        output.backward(grad_output)
+        assert leaf1.grad is not None and leaf2.grad is not None
+        return [output.detach(), leaf1.grad, leaf2.grad]
 
     def forward_c1() -> None:
         with torch.no_grad():
             _ours(c1_a, c1_b, **small.params)
 
-    calls, c1 = {}, {}
+    calls, c1, times, memory = {}, {}, {}, {}
     threads = torch.get_num_threads()
     for backend in HOST_BACKENDS:
         with correlation_backend(backend):
             forward_backward()  # warm-up
             calls[backend] = (count_aten_calls(forward), count_aten_calls(forward_backward))
+            times[backend] = (
+                median_time(forward, device, warmup, repeats),
+                median_time(forward_backward, device, warmup, repeats),
+            )
+            mem_fwd = peak_extra_bytes(forward, device) / output_bytes
+            leaf1.grad = leaf2.grad = None  # freed here, not inside the measured call
+            memory[backend] = (mem_fwd, peak_extra_bytes(forward_backward, device) / output_bytes)
             torch.set_num_threads(1)
             try:
                 c1[backend] = median_time(forward_c1, device, max(warmup, 2), repeats)
             finally:
                 torch.set_num_threads(threads)
     leaf1.grad = leaf2.grad = None
-    return HostCost(config, calls, c1)
+    return HostCost(config, calls, c1, times, memory)
 
 
 def render_host_cost(costs: list[HostCost], markdown: bool) -> str:
@@ -456,6 +473,26 @@ def render_host_cost(costs: list[HostCost], markdown: bool) -> str:
             row += [str(fwd), str(fwdbwd), f"{cost.c1[backend] * 1000:.2f}"]
         row.append("n/a" if cost.ref_c1 is None else f"{cost.ref_c1 * 1000:.2f}")
         row += ["n/a" if cost.ref_c1 is None else f"{cost.ref_c1 / cost.c1[backend]:.2f}x" for backend in HOST_BACKENDS]
+        rows.append(row)
+    return _table(header, rows, markdown)
+
+
+def render_backend_speed(costs: list[HostCost], markdown: bool) -> str:
+    """Each ATen backend at the configs' own channels: times, the batched path against the default, memory."""
+    header = ["config"]
+    for backend in HOST_BACKENDS:
+        header += [f"{backend} fwd ms", f"{backend} f+b ms"]
+    header += ["aten/batched fwd", "aten/batched f+b"]
+    for backend in HOST_BACKENDS:
+        header += [f"{backend} extra/out fwd", f"{backend} extra/out f+b"]
+    rows = []
+    for cost in costs:
+        row = [cost.config.name]
+        for backend in HOST_BACKENDS:
+            row += [f"{t * 1000:.1f}" for t in cost.times[backend]]
+        row += [f"{a / b:.2f}x" for a, b in zip(cost.times["aten"], cost.times["batched"], strict=True)]
+        for backend in HOST_BACKENDS:
+            row += [f"{m:.2f}" for m in cost.memory[backend]]
         rows.append(row)
     return _table(header, rows, markdown)
 
@@ -713,6 +750,10 @@ def main(argv: list[str] | None = None) -> int:
     print('host-side cost of the ATen paths ("aten": the default on CPU; "batched": correlation_backend("batched")):')
     print("ATen calls per call (profiler) and the C=1 forward on one thread")
     print(render_host_cost(costs, args.markdown))
+    print()
+    print("the same backends at the configs' own channels (this run's threads): median ms and peak extra memory")
+    print("(output sizes); aten/batched > 1 means the batched path is faster")
+    print(render_backend_speed(costs, args.markdown))
     print()
     for line in target_report(rows):
         print(line)

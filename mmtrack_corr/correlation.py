@@ -572,9 +572,9 @@ def correlation_backend(backend: str) -> Iterator[None]:
     ATen ops otherwise (CPU, TorchScript, tracing, ONNX export). ``"aten"`` always runs the ATen ops (per patch row
     and column tile: a few hundred small calls, memory <= 2x the output). ``"batched"`` runs the same products as a
     fixed handful of ATen calls (about 10 per forward, 30 per forward + backward, whatever the batch, patch and
-    width) at the price of memory (copies of the inputs and a Gram of ~3-4x the output); it is for devices where
-    each call is costly (a GPU without Triton, a busy CPU); TorchScript, tracing, export and ``torch.compile``
-    keep ``"aten"``.
+    width) at the price of memory (copies of both inputs and a Gram of ~2-3x the output: measured 7-36x the
+    output forward, more when C is large against the patch area); it is for devices where each call is costly (a
+    GPU without Triton, a busy CPU); TorchScript, tracing, export and ``torch.compile`` keep ``"aten"``.
     ``"triton"`` always runs the Triton kernels (CUDA tensors, or CPU tensors under Triton's interpreter,
     ``TRITON_INTERPRET=1`` set before Triton is imported) and raises where they cannot run. All give the same
     numbers up to float rounding. The environment variable ``MMTRACK_CORR_BACKEND`` sets the default for the whole
