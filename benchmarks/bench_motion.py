@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 import torch
 
-from mmtrack_corr.estimator import MotionEstimator, box_mean
+from mmtrack_corr.estimator import DEFAULT_MAX_SIDE, MotionEstimator, box_mean
 from mmtrack_corr.motion_head import correlation_volume
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, load_motion_model
 from mmtrack_corr.synthetic import SPEED_LEVELS, FramePair, background_boxes, make_pair, make_sequence
@@ -224,7 +224,7 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         f = frames[t % 2].copy()
         f[0, 0, 0] = t % 256
         stream.append(f)
-    default_est = MotionEstimator(model, device=device)  # the default working size (max_side 448)
+    default_est = MotionEstimator(model, device=device)  # the default working size (max_side DEFAULT_MAX_SIDE)
     for name, estimator in (("", est), (" (default working size)", default_est)):
         if name and default_est.working_size_for(height, width) == (height, width):
             continue
@@ -409,7 +409,7 @@ def latency_table(
         f"**Latency** on {dev}, {args.threads} threads, {args.repeats} runs; encoder = one frame (the previous "
         "frame's features are cached); 'frame <head>' = the whole per-frame MotionEstimator call with 50 boxes "
         "(preprocessing + encoder + head + read-out) at the working size of the column, or, '(default working "
-        "size)', on frames of the column's size resized to the default max_side 448"
+        f"size)', on frames of the column's size resized to the default max_side {DEFAULT_MAX_SIDE}"
     )
     return note + "\n\n" + _table(header, rows)
 
@@ -522,8 +522,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-side",
         type=int,
-        default=448,
-        help="MotionEstimator max_side in the accuracy runs (default 448, the estimator's; 0 = native size)",
+        default=DEFAULT_MAX_SIDE,
+        help=f"MotionEstimator max_side in the accuracy runs (default {DEFAULT_MAX_SIDE}, the estimator's; 0 = native)",
     )
     parser.add_argument(
         "--camera-snap",

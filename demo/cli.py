@@ -92,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="motion model (default: learned, shipped weights; gmc where they are missing)")  # fmt: skip
     p.add_argument("--motion-weights", metavar="PATH", default=None, help="weights for --motion learned")
     p.add_argument("--motion-max-side", type=_positive_int, default=None, metavar="PIXELS",
-                   help="--motion learned: longer side of the network's working size (448)")  # fmt: skip
+                   help="--motion learned: longer side of the network's working size (640)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")

@@ -31,9 +31,9 @@ __all__ = [
 
 MOTIONS = ("learned", "kalman", "gmc")
 
-#: Longer side of the learned network's working size in the demo: the shipped weights were trained on 256x448
-#: frames, and at 448 the estimator runs about 3x faster than at the library's default 1088 on CPU.
-LEARNED_MAX_SIDE = 448
+#: Longer side of the learned network's working size in the demo, = ``mmtrack_corr.estimator.DEFAULT_MAX_SIDE`` (not
+#: imported: this module must load without torch): the shipped weights' last training stage ran on 384x640 frames.
+LEARNED_MAX_SIDE = 640
 
 
 def learned_available() -> bool:

@@ -27,8 +27,10 @@ from torch import Tensor
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import MotionModel, load_motion_model
 
-__all__ = ["MotionEstimator", "box_mean", "default_motion_source", "read_box_motion"]
+__all__ = ["DEFAULT_MAX_SIDE", "MotionEstimator", "box_mean", "default_motion_source", "read_box_motion"]
 
+#: Default longer side of the working size: the width of the shipped weights' last training stage (384x640).
+DEFAULT_MAX_SIDE = 640
 _MULTIPLE = 32
 _CACHE_FRAMES = 2
 
@@ -211,10 +213,10 @@ class MotionEstimator:
         head: which head to run, ``"multiscale"`` or ``"light"`` (None: the model's default head).
         device: where to run (``"cpu"``, ``"cuda"``, ``torch.device``); None keeps the model where it is.
         max_side: frames whose longer side exceeds this are shrunk (aspect kept) before rounding the working size to
-            multiples of 32; None never shrinks. Ignored when ``working_size`` is given. The default, 448, is the
-            width the shipped weights were trained at: camera motion of a 960-pixel frame then stays inside the
-            displacements seen in training, and it is several times faster than the native size (see the README's
-            motion benchmark for native vs 448).
+            multiples of 32; None never shrinks. Ignored when ``working_size`` is given. The default,
+            :data:`DEFAULT_MAX_SIDE` = 640, is the width the shipped weights were last trained at: camera motion of a
+            960-pixel frame then stays inside the displacements seen in training, and it is several times faster
+            than the native size (see the README's motion benchmark for native vs 448 vs 640).
         working_size: fixed (H, W) working size, multiples of 32, or None to derive it per frame size.
         uncertainty_thresh: a box whose predicted uncertainty - the box average of the Laplace scale ``b`` of the
             head, in frame pixels, the larger of the two axes - exceeds this many pixels comes back as a NaN row
@@ -247,7 +249,7 @@ class MotionEstimator:
         *,
         head: str | None = None,
         device: str | torch.device | None = None,
-        max_side: int | None = 448,
+        max_side: int | None = DEFAULT_MAX_SIDE,
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
         camera_snap: float | None = None,
@@ -296,7 +298,7 @@ class MotionEstimator:
         *,
         expected_sha256: str | None = None,
         head: str | None = None,
-        max_side: int | None = 448,
+        max_side: int | None = DEFAULT_MAX_SIDE,
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
         camera_snap: float | None = None,
