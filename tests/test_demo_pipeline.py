@@ -195,3 +195,12 @@ def test_painter_draws_boxes_in_id_colours_and_trails() -> None:
     assert out[60, 47].tolist() == list(id_color(7)) or out[60, 47].max() > 0
     assert len(painter._trails[7]) == 4
     assert id_color(1) != id_color(2) != id_color(3)
+
+
+def test_demo_working_size_is_the_estimators_default() -> None:
+    """demo/motion.py keeps its own copy (it must import without torch); the two must not drift apart."""
+    from mmtrack_demo.motion import LEARNED_MAX_SIDE
+
+    from mmtrack_corr.estimator import DEFAULT_MAX_SIDE
+
+    assert LEARNED_MAX_SIDE == DEFAULT_MAX_SIDE
