@@ -24,7 +24,7 @@ import math
 import operator
 import os
 from collections.abc import Iterator, Sequence
-from typing import cast
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -266,8 +266,15 @@ def _correlate_backward(
 # strided view. Blocks carry PatchH - 1 rows of slack (computed, then dropped) so that the view's batch stride is
 # uniform. The price is memory: a copy of input2 (band / T of it) and a Gram of band / PatchW outputs, against
 # <= 2x the output for the loop above; see correlation_backend("batched").
-# (tile T, tiles, band, q rows per block, first dy, first dx, column groups G, band columns per output column e)
-_Layout = tuple[int, int, int, int, int, int, int, int]
+class _Layout(NamedTuple):
+    tile: int  # output columns T per (tile, residue) group
+    tiles: int  # tiles per residue group
+    band: int  # input2 columns of one group's window: (T - 1) * band_step + PatchW
+    q_rows: int  # q rows per block, slack included
+    dy0: int  # first displacement, rows
+    dx0: int  # first displacement, columns
+    groups: int  # column residue groups G
+    band_step: int  # band columns between consecutive outputs of a group (e)
 
 
 def _batched_layout(rows: _Grid, cols: _Grid) -> _Layout:
@@ -280,13 +287,14 @@ def _batched_layout(rows: _Grid, cols: _Grid) -> _Layout:
     tiles = -(-per_group // tile)
     band = (tile - 1) * band_step + patch_w
     q_rows = -(-count_h // dp_h) - 1 + -(-patch_h // step_h)
-    return tile, tiles, band, q_rows, -((patch_h - 1) // 2) * dp_h, -((patch_w - 1) // 2) * dp_w, groups, band_step
+    dy0, dx0 = -((patch_h - 1) // 2) * dp_h, -((patch_w - 1) // 2) * dp_w
+    return _Layout(tile, tiles, band, q_rows, dy0, dx0, groups, band_step)
 
 
 def _input2_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[tuple[int, int, int, int], int, int]:
     """F.pad amounts (left, right, top, bottom) so that every window pixel exists, and the first window pixel."""
-    tile, tiles, band, q_rows, dy0, dx0, groups = lay[:7]
-    first_y, first_x = rows[1] + dy0, cols[1] + dx0
+    tile, tiles, band, q_rows, groups = lay.tile, lay.tiles, lay.band, lay.q_rows, lay.groups
+    first_y, first_x = rows[1] + lay.dy0, cols[1] + lay.dx0
     last_y = first_y + (rows[5] - 1) * rows[2] + (q_rows * rows[2] - 1) * rows[5]
     last_x = first_x + ((tiles - 1) * groups * tile + groups - 1) * cols[2] + (band - 1) * cols[5]
     pad = (max(0, -first_x), max(0, last_x - cols[0] + 1), max(0, -first_y), max(0, last_y - rows[0] + 1))
@@ -294,7 +302,7 @@ def _input2_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[tuple[int, 
 
 
 def _input1_padding(rows: _Grid, cols: _Grid, lay: _Layout) -> tuple[int, int, int, int]:
-    tile, tiles, q_rows, groups = lay[0], lay[1], lay[3], lay[6]
+    tile, tiles, q_rows, groups = lay.tile, lay.tiles, lay.q_rows, lay.groups
     last_y = rows[1] + (q_rows * rows[5] - 1) * rows[2]
     last_x = cols[1] + (tiles * groups * tile - 1) * cols[2]
     return (max(0, -cols[1]), max(0, last_x - cols[0] + 1), max(0, -rows[1]), max(0, last_y - rows[0] + 1))
@@ -306,7 +314,7 @@ def _padded(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
 
 def _windows(x2: Tensor, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
     """Every output row's window of input2: (N, PatchH * band, C), N = B * tiles * G * dilation_patchH * q_rows."""
-    tile, tiles, band, q_rows, groups = lay[0], lay[1], lay[2], lay[3], lay[6]
+    tile, tiles, band, q_rows, groups = lay.tile, lay.tiles, lay.band, lay.q_rows, lay.groups
     batch, channels = x2.shape[0], x2.shape[1]
     step_h, patch_h, dp_h = rows[2], rows[4], rows[5]
     pad, first_y, first_x = _input2_padding(rows, cols, lay)
@@ -329,7 +337,7 @@ def _windows(x2: Tensor, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
 
 def _positions_view(x1p: Tensor, rows: _Grid, cols: _Grid, lay: _Layout, pad: tuple[int, int, int, int]) -> Tensor:
     """input1 (padded by ``pad``) at the output positions: (B, tiles, G, dilation_patchH, q_rows, tile, C), a view."""
-    tile, tiles, q_rows, groups = lay[0], lay[1], lay[3], lay[6]
+    tile, tiles, q_rows, groups = lay.tile, lay.tiles, lay.q_rows, lay.groups
     sb, sc, sy, sx = x1p.stride()
     step_h, dp_h, step_w = rows[2], rows[5], cols[2]
     return x1p.as_strided(
@@ -341,7 +349,7 @@ def _positions_view(x1p: Tensor, rows: _Grid, cols: _Grid, lay: _Layout, pad: tu
 
 def _band_view(gram: Tensor, batch: int, rows: _Grid, cols: _Grid, lay: _Layout) -> Tensor:
     """The Gram (N, PatchH * band, tile) entries that are outputs: (B, tiles, G, s, q, PatchH, PatchW, tile)."""
-    tile, tiles, band, q_rows, groups, band_step = lay[0], lay[1], lay[2], lay[3], lay[6], lay[7]
+    tile, tiles, band, q_rows, groups = lay.tile, lay.tiles, lay.band, lay.q_rows, lay.groups
     patch_h, dp_h, patch_w = rows[4], rows[5], cols[4]
     plane = patch_h * band * tile
     return gram.as_strided(
@@ -354,7 +362,7 @@ def _band_view(gram: Tensor, batch: int, rows: _Grid, cols: _Grid, lay: _Layout)
             plane,
             band * tile,
             tile,
-            band_step * tile + 1,
+            lay.band_step * tile + 1,
         ),
     )
 
@@ -363,7 +371,7 @@ def _correlate_batched(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tens
     """:func:`_correlate` with a fixed number of ATen calls (see the comment above :func:`_batched_layout`)."""
     batch = x1.shape[0]
     lay = _batched_layout(rows, cols)
-    tile, tiles, q_rows, groups = lay[0], lay[1], lay[3], lay[6]
+    tile, tiles, q_rows, groups = lay.tile, lay.tiles, lay.q_rows, lay.groups
     pad = _input1_padding(rows, cols, lay)
     positions = _positions_view(_padded(x1, pad), rows, cols, lay, pad).reshape(-1, tile, x1.shape[1])
     gram = torch.bmm(_windows(x2, rows, cols, lay), positions.transpose(1, 2))  # (N, PatchH * band, tile)
@@ -379,7 +387,7 @@ def _correlate_batched_backward(
     """Gradients of :func:`_correlate_batched`: the two transposed batched products."""
     batch, channels, height, width = x1.shape
     lay = _batched_layout(rows, cols)
-    tile, tiles, band, q_rows, groups = lay[0], lay[1], lay[2], lay[3], lay[6]
+    tile, tiles, band, q_rows, groups = lay.tile, lay.tiles, lay.band, lay.q_rows, lay.groups
     count = batch * tiles * groups * rows[5] * q_rows
     grad_full = torch.nn.functional.pad(grad, (0, tiles * tile * groups - cols[3], 0, q_rows * rows[5] - rows[3]))
     d_gram = grad.new_zeros(count, rows[4] * band, tile)
@@ -387,18 +395,17 @@ def _correlate_batched_backward(
         grad_full.view(batch, rows[4], cols[4], q_rows, rows[5], tiles, tile, groups).permute(0, 5, 7, 4, 3, 1, 2, 6)
     )
     g1 = g2 = None
+    pad1 = _input1_padding(rows, cols, lay)
     if need1:
         d_positions = torch.bmm(d_gram.transpose(1, 2), _windows(x2, rows, cols, lay))  # (N, tile, C)
-        pad = _input1_padding(rows, cols, lay)
-        g1p = x1.new_zeros(batch, channels, height + pad[2] + pad[3], width + pad[0] + pad[1])
+        g1p = x1.new_zeros(batch, channels, height + pad1[2] + pad1[3], width + pad1[0] + pad1[1])
         # distinct output positions are distinct pixels: a plain copy, no accumulation
-        _positions_view(g1p, rows, cols, lay, pad).copy_(
+        _positions_view(g1p, rows, cols, lay, pad1).copy_(
             d_positions.view(batch, tiles, groups, rows[5], q_rows, tile, -1)
         )
-        g1 = g1p[:, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width].contiguous()
+        g1 = g1p[:, :, pad1[2] : pad1[2] + height, pad1[0] : pad1[0] + width].contiguous()
     if need2:
-        positions_pad = _input1_padding(rows, cols, lay)
-        positions = _positions_view(_padded(x1, positions_pad), rows, cols, lay, positions_pad)
+        positions = _positions_view(_padded(x1, pad1), rows, cols, lay, pad1)
         d_windows = torch.bmm(d_gram, positions.reshape(-1, tile, channels))  # (N, PatchH * band, C)
         # windows overlap (rows and tiles): add every window pixel into its input2 pixel
         pad, first_y, first_x = _input2_padding(rows, cols, lay)
