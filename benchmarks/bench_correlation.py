@@ -278,41 +278,57 @@ class Row:
     max_error_vs_unfold: float | None
 
 
+class _Calls:
+    """One configuration's seeded inputs (x1, x2, then ``grad_output``, drawn from ``generator`` in that order) and
+    the calls the benchmark times: a forward under ``no_grad`` and a forward + backward on leaf inputs, each
+    returning what it produced (the tensors that ``peak_extra_bytes`` does not count as working memory)."""
+
+    def __init__(self, config: BenchConfig, device: torch.device, dtype: torch.dtype, generator: torch.Generator):
+        self.params = config.params
+        self.x1 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
+        self.x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
+        self.out_shape = expected_output_shape(config.shape, config.params)
+        self.grad_output = torch.randn(self.out_shape, generator=generator, dtype=dtype).to(device)
+        self.leaf1, self.leaf2 = self.x1.clone().requires_grad_(True), self.x2.clone().requires_grad_(True)
+        self.output_bytes = self.grad_output.numel() * self.grad_output.element_size()
+
+    def forward_of(self, op: Callable[..., torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
+        def run() -> list[torch.Tensor]:
+            with torch.no_grad():
+                return [op(self.x1, self.x2, **self.params)]
+
+        return run
+
+    def forward_backward_of(self, op: Callable[..., torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
+        def run() -> list[torch.Tensor]:
+            self.free_grads()
+            output = op(self.leaf1, self.leaf2, **self.params)
+            output.backward(self.grad_output)
+            assert self.leaf1.grad is not None and self.leaf2.grad is not None
+            return [output.detach(), self.leaf1.grad, self.leaf2.grad]
+
+        return run
+
+    def free_grads(self) -> None:
+        self.leaf1.grad = self.leaf2.grad = None
+
+    def peak_memory(self, op: Callable[..., torch.Tensor], device: torch.device) -> tuple[float, float]:
+        """Peak extra memory of ``op``'s forward and forward + backward, in output sizes."""
+        forward = peak_extra_bytes(self.forward_of(op), device) / self.output_bytes
+        self.free_grads()  # freed here, not inside the measured call
+        return forward, peak_extra_bytes(self.forward_backward_of(op), device) / self.output_bytes
+
+
 def measure(
     config: BenchConfig, device: torch.device, dtype: torch.dtype, warmup: int, repeats: int, with_unfold: bool
 ) -> Row:
     """Times and memory of ours and of the unfold version for one configuration."""
-    generator = torch.Generator().manual_seed(0)
-    x1 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
-    x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
-    out_shape = expected_output_shape(config.shape, config.params)
-    grad_output = torch.randn(out_shape, generator=generator, dtype=dtype).to(device)
-    leaf1, leaf2 = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
-    params = config.params
-
-    def forward_of(op: Callable[..., torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
-        def run() -> list[torch.Tensor]:
-            with torch.no_grad():
-                return [op(x1, x2, **params)]
-
-        return run
-
-    def forward_backward_of(op: Callable[..., torch.Tensor]) -> Callable[[], list[torch.Tensor]]:
-        def run() -> list[torch.Tensor]:
-            leaf1.grad = leaf2.grad = None
-            output = op(leaf1, leaf2, **params)
-            output.backward(grad_output)
-            assert leaf1.grad is not None and leaf2.grad is not None
-            return [output.detach(), leaf1.grad, leaf2.grad]
-
-        return run
-
-    output_bytes = grad_output.numel() * grad_output.element_size()
+    calls = _Calls(config, device, dtype, torch.Generator().manual_seed(0))
+    x1, x2, params, out_shape, output_bytes = calls.x1, calls.x2, calls.params, calls.out_shape, calls.output_bytes
+    forward_of, forward_backward_of = calls.forward_of, calls.forward_backward_of
     ours_fwd = median_time(forward_of(_ours), device, warmup, repeats)
     ours_fwdbwd = median_time(forward_backward_of(_ours), device, warmup, repeats)
-    ours_mem_fwd = peak_extra_bytes(forward_of(_ours), device) / output_bytes
-    leaf1.grad = leaf2.grad = None  # freed here, not inside the measured call
-    ours_mem_fwdbwd = peak_extra_bytes(forward_backward_of(_ours), device) / output_bytes
+    ours_mem_fwd, ours_mem_fwdbwd = calls.peak_memory(_ours, device)
     budget = 0.4 * (torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else _available_bytes())
     unfold_fwd = unfold_fwdbwd = unfold_mem_fwd = unfold_mem_fwdbwd = error = None
     if with_unfold and _unfold_estimate(config, x1.element_size(), False) < budget:
@@ -325,7 +341,7 @@ def measure(
         del expected
         if _unfold_estimate(config, x1.element_size(), True) < budget:
             unfold_fwdbwd = median_time(forward_backward_of(unfold_correlation), device, warmup, repeats)
-            leaf1.grad = leaf2.grad = None
+            calls.free_grads()
             unfold_mem_fwdbwd = peak_extra_bytes(forward_backward_of(unfold_correlation), device) / output_bytes
     batch, channels, _, _ = config.shape
     kh, kw = pair_params(params)["kernel_size"]
@@ -413,26 +429,11 @@ def measure_host_cost(
     """For each ATen backend: call counts of ours at ``config``, its C=1 forward time on one thread, and its times
     and peak extra memory at the config's channels (forward; forward + backward with a fixed ``grad_output``)."""
     generator = torch.Generator().manual_seed(0)
-    x1 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
-    x2 = torch.randn(config.shape, generator=generator, dtype=dtype).to(device)
-    leaf1, leaf2 = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
-    grad_output = torch.randn(expected_output_shape(config.shape, config.params), generator=generator, dtype=dtype)
-    grad_output = grad_output.to(device)
-    output_bytes = grad_output.numel() * grad_output.element_size()
+    inputs = _Calls(config, device, dtype, generator)
     small = _c1_config(config)
     c1_a = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
     c1_b = torch.randn(small.shape, generator=generator, dtype=dtype).to(device)
-
-    def forward() -> list[torch.Tensor]:
-        with torch.no_grad():
-            return [_ours(x1, x2, **config.params)]
-
-    def forward_backward() -> list[torch.Tensor]:
-        leaf1.grad = leaf2.grad = None
-        output = _ours(leaf1, leaf2, **config.params)
-        output.backward(grad_output)
-        assert leaf1.grad is not None and leaf2.grad is not None
-        return [output.detach(), leaf1.grad, leaf2.grad]
+    forward, forward_backward = inputs.forward_of(_ours), inputs.forward_backward_of(_ours)
 
     def forward_c1() -> None:
         with torch.no_grad():
@@ -448,15 +449,13 @@ def measure_host_cost(
                 median_time(forward, device, warmup, repeats),
                 median_time(forward_backward, device, warmup, repeats),
             )
-            mem_fwd = peak_extra_bytes(forward, device) / output_bytes
-            leaf1.grad = leaf2.grad = None  # freed here, not inside the measured call
-            memory[backend] = (mem_fwd, peak_extra_bytes(forward_backward, device) / output_bytes)
+            memory[backend] = inputs.peak_memory(_ours, device)
             torch.set_num_threads(1)
             try:
                 c1[backend] = median_time(forward_c1, device, max(warmup, 2), repeats)
             finally:
                 torch.set_num_threads(threads)
-    leaf1.grad = leaf2.grad = None
+    inputs.free_grads()
     return HostCost(config, calls, c1, times, memory)
 
 
