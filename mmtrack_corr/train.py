@@ -550,10 +550,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _load_init(model: MotionModel, init: str) -> None:
     """Copy the weights of ``init`` (file or shipped name) into ``model``; the architectures must match."""
     source = load_motion_model(init)
-    if _architecture(source.config.to_dict()) != _architecture(model.config.to_dict()):
+    held, built = _architecture(source.config.to_dict()), _architecture(model.config.to_dict())
+    if held != built:
         raise ValueError(
-            f"init: {init} holds a different model {_architecture(source.config.to_dict())}; "
-            f"this run builds {_architecture(model.config.to_dict())} (match the architecture flags)"
+            f"init: {init} holds a different model {held}; this run builds {built} (match the architecture flags)"
         )
     weights = source.state_dict()
     if source.encoder is None:  # heads-only weights on a frozen detector: the detector keeps its own
