@@ -46,16 +46,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch import Tensor
 
 from mmtrack_corr.estimator import DEFAULT_MAX_SIDE, MotionEstimator, box_mean
 from mmtrack_corr.motion_head import correlation_volume
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, load_motion_model
+from mmtrack_corr.refine import grey_image, refine_flow
 from mmtrack_corr.synthetic import SPEED_LEVELS, FramePair, background_boxes, make_pair, make_sequence
 from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_from_flow
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 HEAD_LABELS = {"light": "light head (1/32)", "multiscale": "3-scale head"}
 SNAP_LABELS = {f"{k}+snap": f"{v} + camera snap" for k, v in HEAD_LABELS.items()}
+SNAP_LABELS.update({f"{k}+refine": f"{v} + refine" for k, v in HEAD_LABELS.items()})
+SNAP_LABELS.update({f"{k}+refine+snap": f"{v} + refine + camera snap" for k, v in HEAD_LABELS.items()})
 PAIR_METHODS = ("zero", "dis", "gmc", *HEAD_LABELS, *SNAP_LABELS)
 SEQ_METHODS = ("zero", "kalman", "dis", "gmc", *HEAD_LABELS, *SNAP_LABELS)
 LABELS = {"zero": "zero motion", "kalman": "Kalman (const. velocity)", "dis": "OpenCV DIS (box mean)", "gmc": "GMC"}
@@ -118,13 +122,19 @@ def _evaluate_pair(
             errors.add(kind, "kalman", kalman[keep], t)
         for head in heads:
             est.head = head
-            est.camera_snap = None
+            est.camera_snap, est.refine = None, 0
             d, sigma = est.box_displacements(pair.frame1, pair.frame2, b, return_uncertainty=True)
             errors.add(kind, head, d, t)
             errors.add_sigma(kind, head, sigma)
             if args.camera_snap:  # the same features and field (cached), read with the camera homography
                 est.camera_snap = args.camera_snap
                 errors.add(kind, f"{head}+snap", est.box_displacements(pair.frame1, pair.frame2, b), t)
+            if args.refine:  # the same features, the field refined on the frames
+                est.camera_snap, est.refine = None, args.refine
+                errors.add(kind, f"{head}+refine", est.box_displacements(pair.frame1, pair.frame2, b), t)
+                if args.camera_snap:
+                    est.camera_snap = args.camera_snap
+                    errors.add(kind, f"{head}+refine+snap", est.box_displacements(pair.frame1, pair.frame2, b), t)
 
 
 def _xyah(boxes: np.ndarray) -> np.ndarray:
@@ -214,6 +224,13 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         for head in model.heads:
             out[f"head {head}"] = _median_ms(lambda h=head: model.forward_features(f1, f2, h), args.repeats, sync)
         motion = model.forward_features(f1, f2, "multiscale" if "multiscale" in model.heads else None)
+        if args.refine:  # both frames' grey images and frame t-1's gradients are per-frame work of the estimator
+            grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))
+
+            def refine() -> Tensor:
+                return refine_flow(grey1, grey2, motion.flow, motion.stride, iters=args.refine)
+
+            out[f"refine ({args.refine} steps, {motion.stride}-px cells)"] = _median_ms(refine, args.repeats, sync)
         field = torch.cat([motion.flow[0], motion.log_scale[0].exp()], 0).float()
         tb = torch.from_numpy(boxes)
         out["read-out"] = _median_ms(lambda: box_mean(field, tb, motion.stride).cpu().numpy(), args.repeats, sync)
@@ -225,9 +242,13 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         f[0, 0, 0] = t % 256
         stream.append(f)
     default_est = MotionEstimator(model, device=device)  # the default working size (max_side DEFAULT_MAX_SIDE)
-    for name, estimator in (("", est), (" (default working size)", default_est)):
-        if name and default_est.working_size_for(height, width) == (height, width):
+    variants = [("", est, 0), (" (default working size)", default_est, 0)]
+    if args.refine:
+        variants.append((f" + refine {args.refine} (default working size)", default_est, args.refine))
+    for name, estimator, steps in variants:
+        if name.endswith("(default working size)") and default_est.working_size_for(height, width) == (height, width):
             continue
+        estimator.refine = steps
         for head in model.heads:
             estimator.head = head
             estimator.reset()
@@ -316,7 +337,7 @@ def accuracy_tables(results: dict[str, dict], heads: tuple[str, ...], photos: st
         for m in methods:
             if _head_of(m) not in (None, *heads):
                 continue
-            if m in SNAP_LABELS and not Errors.cat(results[next(iter(results))][source].moving, m).size:
+            if m in SNAP_LABELS and not Errors.cat(results[next(iter(results))][source].moving, m).size:  # not run
                 continue
             row = [LABELS[m]]
             for speed in results:
@@ -531,6 +552,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         metavar="PX",
         help="also score each head with MotionEstimator(camera_snap=PX) (rows '+ camera snap'; 0 = not)",
+    )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also score each head with MotionEstimator(refine=STEPS) (rows '+ refine', and '+ refine + camera snap' "
+        "with --camera-snap), and time the refinement (0 = not)",
     )
     parser.add_argument(
         "--photos",

@@ -28,7 +28,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -37,7 +37,7 @@ import numpy as np
 
 from .detectors import DETECTOR_HELP, build_detector
 from .drawing import TrackPainter
-from .motion import MOTIONS, build_motion, build_tracker, default_motion
+from .motion import LEARNED_REFINE, MOTIONS, MotionSetup, build_motion, build_tracker, default_motion
 from .pipeline import STAGES, Pipeline, StageTimer
 from .video import VIDEO_CODECS, FrameSource, SourceError, VideoSink, open_source
 
@@ -59,14 +59,30 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _build_motion(name: str, args: argparse.Namespace) -> MotionSetup:
+    """The motion setup from the command line's --motion-* options."""
+    return build_motion(
+        name, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side, refine=args.motion_refine
+    )
+
+
+def _int_parser(minimum: int, wording: str) -> Callable[[str], int]:
+    """An argparse ``type`` for integers >= ``minimum`` (the message says ``wording``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_parser(1, "a positive integer")
+_non_negative_int = _int_parser(0, "an integer >= 0")
 
 
 def _positive_float(text: str) -> float:
@@ -93,6 +109,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion-weights", metavar="PATH", default=None, help="weights for --motion learned")
     p.add_argument("--motion-max-side", type=_positive_int, default=None, metavar="PIXELS",
                    help="--motion learned: longer side of the network's working size (640)")  # fmt: skip
+    p.add_argument("--motion-refine", type=_non_negative_int, default=None, metavar="STEPS",
+                   help="--motion learned: Lucas-Kanade steps refining the learned motion on the frames "
+                   f"({LEARNED_REFINE}; 0 = off)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
@@ -271,7 +290,7 @@ def _run_builtin(args: argparse.Namespace, motion_name: str) -> int:
 
     out = Path(args.output) if args.output else Path("out") / "demo" / f"builtin-{args.speed}-{args.seed}.mp4"
     _check_output(out)
-    setup = build_motion(motion_name, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side)
+    setup = _build_motion(motion_name, args)
     if args.overlay and setup.dense is None:
         raise UserError(f"--overlay: --motion {motion_name} has no dense motion field to draw")
     result_path = out.with_suffix(".txt")
@@ -353,9 +372,7 @@ def _run(argv: Sequence[str] | None) -> int:
             raise UserError(f"--output: {out} is the input video; choose another file")
         _check_output(out)
         detector = build_detector(args.detector or "hog", weights=args.weights, device=args.device)
-        setup = build_motion(
-            motion_name, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side
-        )
+        setup = _build_motion(motion_name, args)
     except BaseException:
         source.close()
         raise

@@ -34,6 +34,8 @@ MOTIONS = ("learned", "kalman", "gmc")
 #: Longer side of the learned network's working size in the demo, = ``mmtrack_corr.estimator.DEFAULT_MAX_SIDE`` (not
 #: imported: this module must load without torch): the shipped weights' last training stage ran on 384x640 frames.
 LEARNED_MAX_SIDE = 640
+#: Lucas-Kanade refinement steps of the learned field in the demo (``MotionEstimator(refine=...)``).
+LEARNED_REFINE = 0
 
 
 def learned_available() -> bool:
@@ -86,7 +88,12 @@ def _affine_field(cmc: CameraMotionCompensation, stride: int = 8) -> Callable[[n
 
 
 def build_motion(
-    name: str, *, weights: str | None = None, device: str = "cpu", max_side: int | None = None
+    name: str,
+    *,
+    weights: str | None = None,
+    device: str = "cpu",
+    max_side: int | None = None,
+    refine: int | None = None,
 ) -> MotionSetup:
     """Build a motion choice.
 
@@ -96,6 +103,8 @@ def build_motion(
         device: torch device for ``learned``.
         max_side: ``learned`` only: frames whose longer side exceeds this are shrunk before the network (faster,
             coarser motion); None: :data:`LEARNED_MAX_SIDE`.
+        refine: ``learned`` only: Lucas-Kanade steps refining the learned field on the frames (0 = off); None:
+            :data:`LEARNED_REFINE`.
 
     Returns:
         The :class:`MotionSetup`.
@@ -115,6 +124,8 @@ def build_motion(
         raise ValueError(f"--motion-weights: only used with --motion learned, got --motion {name}")
     if max_side is not None and name != "learned":
         raise ValueError(f"--motion-max-side: only used with --motion learned, got --motion {name}")
+    if refine is not None and name != "learned":
+        raise ValueError(f"--motion-refine: only used with --motion learned, got --motion {name}")
     if name == "kalman":
         return MotionSetup(name, None, None, 0.0, "ByteTrack Kalman (constant velocity)")
     if name == "gmc":
@@ -129,6 +140,7 @@ def build_motion(
         weights if weights is not None else "default",
         device=device,
         max_side=LEARNED_MAX_SIDE if max_side is None else max_side,
+        refine=LEARNED_REFINE if refine is None else refine,
     )
     dense = getattr(estimator, "dense", None)
     return MotionSetup(
@@ -137,7 +149,7 @@ def build_motion(
         dense if callable(dense) else None,
         0.0,
         f"learned motion ({weights or 'shipped weights'}, {device}, working size {estimator.working_size_for(544, 960)}"
-        " at 544x960)",
+        f" at 544x960, refine {estimator.refine or 'off'})",
     )
 
 

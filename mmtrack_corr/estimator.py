@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, overload
 
 import cv2
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import MotionModel, load_motion_model
+from mmtrack_corr.refine import grey_image, image_gradients, refine_flow
 
 __all__ = ["DEFAULT_MAX_SIDE", "MotionEstimator", "box_mean", "default_motion_source", "read_box_motion"]
 
@@ -122,6 +124,28 @@ def _clipped(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     out[:, 0::2] = out[:, 0::2].clip(0.0, frame_size[1])
     out[:, 1::2] = out[:, 1::2].clip(0.0, frame_size[0])
     return out
+
+
+@dataclass
+class _CachedFrame:
+    """A frame the estimator has seen: its pixels (to recognise it), working-size image, features, and - computed
+    on first use by the refinement - its grey image and gradients."""
+
+    frame: np.ndarray
+    image: Tensor
+    feats: list[Tensor]
+    _grey: Tensor | None = None
+    _gradients: Tensor | None = None
+
+    def grey(self) -> Tensor:
+        if self._grey is None:
+            self._grey = grey_image(self.image)
+        return self._grey
+
+    def gradients(self) -> Tensor:
+        if self._gradients is None:
+            self._gradients = image_gradients(self.grey())
+        return self._gradients
 
 
 _CAMERA_MAX_POINTS = 2048
@@ -227,11 +251,16 @@ class MotionEstimator:
             homography's - the field's noise averaged over the whole frame instead of one box, while boxes moving
             on their own (further than that from the camera motion) keep their learned motion. Such boxes are never
             flagged by ``uncertainty_thresh``. None (default) reads every box from the field.
+        refine: Lucas-Kanade steps that refine the head's field on the working-size frames before anything is read
+            from it (:func:`mmtrack_corr.refine.refine_flow`: per cell, brightness offset eliminated, steps clipped
+            to 2 px); 0 (default) uses the head's field as it is. The learned field finds the large motions, the
+            steps remove its sub-pixel regression error where the frames are textured (see the README's motion
+            benchmark for what it buys and costs).
 
     Raises:
         TypeError: ``model`` is not a MotionModel.
         ValueError: the model has no encoder, unknown ``head``, or bad ``max_side`` / ``working_size`` /
-            ``uncertainty_thresh`` / ``camera_snap``.
+            ``uncertainty_thresh`` / ``camera_snap`` / ``refine``.
 
     Example:
         >>> from mmtrack_corr.motion_model import MotionModelConfig
@@ -253,6 +282,7 @@ class MotionEstimator:
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
         camera_snap: float | None = None,
+        refine: int = 0,
     ) -> None:
         if not isinstance(model, MotionModel):
             raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
@@ -280,6 +310,8 @@ class MotionEstimator:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if value is not None and not (number and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}: expected a number of pixels > 0 or None, got {value!r}")
+        if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+            raise ValueError(f"refine: expected an int >= 0 (Lucas-Kanade steps; 0 = off), got {refine!r}")
         if device is not None:
             model = model.to(device)
         self.model = model.eval()
@@ -288,7 +320,8 @@ class MotionEstimator:
         self.working_size = working_size
         self.uncertainty_thresh = None if uncertainty_thresh is None else float(uncertainty_thresh)
         self.camera_snap = None if camera_snap is None else float(camera_snap)
-        self._cache: list[tuple[np.ndarray, list[Tensor]]] = []
+        self.refine = int(refine)
+        self._cache: list[_CachedFrame] = []
 
     @classmethod
     def from_pretrained(
@@ -302,6 +335,7 @@ class MotionEstimator:
         working_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
         camera_snap: float | None = None,
+        refine: int = 0,
     ) -> MotionEstimator:
         """Load shipped weights by name (sha256-checked) or a weights file by path.
 
@@ -310,7 +344,7 @@ class MotionEstimator:
                 :func:`~mmtrack_corr.motion_model.save_motion_model`.
             device: where to run.
             expected_sha256: hex sha256 the file must have (shipped weights are always checked).
-            head, max_side, working_size, uncertainty_thresh, camera_snap: as the constructor.
+            head, max_side, working_size, uncertainty_thresh, camera_snap, refine: as the constructor.
 
         Returns:
             The estimator.
@@ -328,6 +362,7 @@ class MotionEstimator:
             working_size=working_size,
             uncertainty_thresh=uncertainty_thresh,
             camera_snap=camera_snap,
+            refine=refine,
         )
 
     @property
@@ -369,19 +404,35 @@ class MotionEstimator:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
         return x
 
-    def _features(self, frame: np.ndarray) -> list[Tensor]:
-        for cached, feats in self._cache:
-            if cached.shape == frame.shape and np.array_equal(cached, frame):
-                return feats
-        feats = self.model.features(self._to_tensor(frame))
-        self._cache.append((frame.copy(), feats))
+    def _entry(self, frame: np.ndarray) -> _CachedFrame:
+        for entry in self._cache:
+            if entry.frame.shape == frame.shape and np.array_equal(entry.frame, frame):
+                return entry
+        image = self._to_tensor(frame)
+        entry = _CachedFrame(frame.copy(), image, self.model.features(image))
+        self._cache.append(entry)
         del self._cache[:-_CACHE_FRAMES]
-        return feats
+        return entry
+
+    def _features(self, frame: np.ndarray) -> list[Tensor]:
+        return self._entry(frame).feats
 
     def _motion(self, prev_frame: np.ndarray, frame: np.ndarray) -> MotionOutput:
-        f1 = self._features(prev_frame)
-        f2 = self._features(frame)
-        return self.model.forward_features(f1, f2, self.head)
+        e1 = self._entry(prev_frame)
+        e2 = self._entry(frame)
+        out = self.model.forward_features(e1.feats, e2.feats, self.head)
+        if not self.refine:
+            return out
+        flow = refine_flow(
+            e1.grey(),
+            e2.grey(),
+            out.flow,
+            out.stride,
+            iters=self.refine,
+            gradients1=e1.gradients(),
+            gradients2=e2.gradients(),
+        )
+        return MotionOutput(flow, out.log_scale, out.stride, out.aux)
 
     def _frames(self, prev_bgr: object, cur_bgr: object) -> tuple[np.ndarray, np.ndarray]:
         prev = _check_frame(prev_bgr, "prev_bgr")
@@ -542,12 +593,12 @@ class MotionEstimator:
         return (
             f"MotionEstimator(head={self.head or self.model.config.heads[0]!r}, device={str(self.device)!r}, "
             f"max_side={self.max_side}, working_size={self.working_size}, "
-            f"uncertainty_thresh={self.uncertainty_thresh}, camera_snap={self.camera_snap})"
+            f"uncertainty_thresh={self.uncertainty_thresh}, camera_snap={self.camera_snap}, refine={self.refine})"
         )
 
 
 def default_motion_source(
-    weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None
+    weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None, refine: int = 0
 ) -> MotionEstimator:
     """The motion source ``mmtrack-eval --tracker motion`` builds when no ``--motion-source`` is given.
 
@@ -564,5 +615,8 @@ def default_motion_source(
         FileNotFoundError, ValueError: as :meth:`MotionEstimator.from_pretrained`.
     """
     return MotionEstimator.from_pretrained(
-        weights if weights is not None else "default", device=device, uncertainty_thresh=uncertainty_thresh
+        weights if weights is not None else "default",
+        device=device,
+        uncertainty_thresh=uncertainty_thresh,
+        refine=refine,
     )

@@ -265,11 +265,13 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     calls: list[dict[str, object]] = []
 
     def default_motion_source(
-        weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None
+        weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None, refine: int = 0
     ) -> object:
         calls.append({"weights": weights, "device": device})
         if uncertainty_thresh is not None:
             calls[-1]["uncertainty_thresh"] = uncertainty_thresh
+        if refine:
+            calls[-1]["refine"] = refine
         return zero_motion_source()
 
     fake = types.ModuleType("mmtrack_corr.estimator")
@@ -291,6 +293,9 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     assert main([*args, "--motion-uncertainty", "7.5"]) == 0
     assert calls[-1] == {"weights": None, "device": "cpu", "uncertainty_thresh": 7.5}
     assert json.loads((out / "metrics.json").read_text())["settings"]["motion_uncertainty"] == 7.5
+    assert main([*args, "--motion-refine", "3"]) == 0
+    assert calls[-1] == {"weights": None, "device": "cpu", "refine": 3}
+    assert json.loads((out / "metrics.json").read_text())["settings"]["motion_refine"] == 3
     capsys.readouterr()
 
     # the factory's own failure (bad weights, unknown device) is a user error naming the call
@@ -318,6 +323,8 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
         pytest.param(
             ["--motion-source", "x:y", "--motion-uncertainty", "3"], "fake", "cannot be combined", id="unc_source"
         ),
+        pytest.param(["--motion-refine", "-1"], "fake", "--motion-refine: expected a number of steps >= 0", id="ref"),
+        pytest.param(["--motion-source", "x:y", "--motion-refine", "2"], "fake", "cannot be combined", id="refine_src"),
     ],
 )
 def test_learned_estimator_errors(

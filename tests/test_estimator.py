@@ -212,6 +212,9 @@ def test_bad_call_inputs() -> None:
         pytest.param({"working_size": (100, 64)}, "working_size", id="working_size"),
         pytest.param({"uncertainty_thresh": -1.0}, "uncertainty_thresh", id="thresh_negative"),
         pytest.param({"uncertainty_thresh": "2"}, "uncertainty_thresh", id="thresh_text"),
+        pytest.param({"refine": -1}, r"refine: expected an int >= 0", id="refine_negative"),
+        pytest.param({"refine": True}, r"refine: expected an int >= 0", id="refine_bool"),
+        pytest.param({"refine": 1.5}, r"refine: expected an int >= 0", id="refine_float"),
     ],
 )
 def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
@@ -297,6 +300,25 @@ def test_shipped_weights_recover_a_translation_of_a_heldout_photo(head: str, dx:
     assert np.abs(got - [dx, dy]).max() <= 2.0, got
     dense = est.dense(first, second)
     assert np.abs(np.median(dense[:, 64:192, 64:256], axis=(1, 2)) - [dx, dy]).max() <= 2.0
+
+
+@pytest.mark.parametrize("head", ["multiscale", "light"])
+def test_refinement_brings_the_shipped_heads_to_a_fraction_of_a_pixel(head: str) -> None:
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    est = _shipped_or_skip()
+    est.head = head
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    dx, dy = -11.0, 7.0  # whole pixels: no interpolation blur in the moved frame to bias the truth
+    first, second = _translated(photo, dx, dy, 256, 320)
+    box = np.array([[64.0, 64.0, 256.0, 192.0]])
+    plain = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()
+    est.refine = 3
+    refined = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()  # same features, refined field
+    assert refined <= 0.25 and refined < plain, (plain, refined)  # plain: 0.15 (3-scale), 1.04 (light) px
+    dense = est.dense(first, second)
+    assert np.abs(np.median(dense[:, 64:192, 64:256], axis=(1, 2)) - [dx, dy]).max() <= 0.25
+    assert "refine=3" in repr(est)
 
 
 def test_shipped_weights_in_the_tracker() -> None:

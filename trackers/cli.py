@@ -5,7 +5,7 @@ Usage::
     mmtrack-eval DATA_DIR [--tracker bytetrack|motion|gmc] [--output OUT_DIR] [--format mot|visdrone|uavdt]
                  [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
-                 [--motion-weights PATH] [--motion-uncertainty PX] [--device cpu]
+                 [--motion-weights PATH] [--motion-uncertainty PX] [--motion-refine STEPS] [--device cpu]
                  [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
                  [--skip-bad-frames] [--sequences NAME ...] [--json PATH]
 
@@ -46,7 +46,7 @@ Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
 (:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
 zero-argument factory returning a :class:`trackers.motion.MotionSource`; without ``--motion-source``, the learned
 estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device,
-uncertainty_thresh=--motion-uncertainty)``, imported only
+uncertainty_thresh=--motion-uncertainty, refine=--motion-refine)``, imported only
 then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
 :class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
 frame's image, so the sequence's images must be present; a truncated JPEG/PNG or undecodable image stops the
@@ -136,6 +136,7 @@ class _TrackerSpec:
     motion_weights: str | None = None
     device: str = "cpu"
     motion_uncertainty: float | None = None
+    motion_refine: int | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def _learned_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
     return (
         ("--motion-weights", args.motion_weights),
         ("--motion-uncertainty", args.motion_uncertainty),
+        ("--motion-refine", args.motion_refine),
         ("--device", args.device),
     )
 
@@ -203,7 +205,11 @@ def _build_motion_source(spec: _TrackerSpec) -> Any:
         name = _DEFAULT_MOTION_SOURCE
         factory = _load_factory(name, _LEARNED)
         try:
-            extra = {} if spec.motion_uncertainty is None else {"uncertainty_thresh": spec.motion_uncertainty}
+            extra: dict[str, Any] = {}
+            if spec.motion_uncertainty is not None:
+                extra["uncertainty_thresh"] = spec.motion_uncertainty
+            if spec.motion_refine is not None:
+                extra["refine"] = spec.motion_refine
             source = factory(weights=spec.motion_weights, device=spec.device, **extra)
         except (ValueError, TypeError, OSError, RuntimeError) as err:
             raise UserError(
@@ -403,6 +409,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "displacement and the tracker uses its Kalman prediction (default: never)",
     )
     p.add_argument(
+        "--motion-refine",
+        metavar="STEPS",
+        type=int,
+        default=None,
+        help="learned estimator: Lucas-Kanade steps refining its motion field on the frames (default: the "
+        "estimator's, 0 = off)",
+    )
+    p.add_argument(
         "--device",
         default=None,
         help="device of the learned estimator, e.g. cpu, cuda, cuda:1 (--tracker motion without --motion-source; "
@@ -487,6 +501,8 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         u = args.motion_uncertainty
         if u is not None and not (np.isfinite(u) and u > 0):
             raise UserError(f"--motion-uncertainty: expected a number of pixels > 0, got {u}")
+        if args.motion_refine is not None and args.motion_refine < 0:
+            raise UserError(f"--motion-refine: expected a number of steps >= 0, got {args.motion_refine}")
     else:
         for opt, value in _learned_options(args):
             if value is not None:
@@ -510,6 +526,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         motion_weights=args.motion_weights,
         device=args.device or "cpu",
         motion_uncertainty=args.motion_uncertainty,
+        motion_refine=args.motion_refine,
     )
     layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
     jobs = []
@@ -842,6 +859,7 @@ def _run(argv: Sequence[str] | None) -> int:
         "motion_source": args.motion_source or (_DEFAULT_MOTION_SOURCE if args.tracker == "motion" else None),
         "motion_weights": args.motion_weights,
         "motion_uncertainty": args.motion_uncertainty,
+        "motion_refine": args.motion_refine,
         "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
         "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
         "workers": args.workers,
