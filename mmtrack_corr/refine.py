@@ -157,17 +157,19 @@ def refine_flow(
     grad2 = (image_gradients(image2) if gradients2 is None else gradients2).to(dtype)
     frame2 = torch.cat([image2.to(dtype), grad2], dim=1)  # warped together: one sampling per step
     cells = flow.to(dtype)
+    rows, cols, area = height // stride, width // stride, float(stride * stride)
+    ones = torch.ones_like(i1)
     for _ in range(iters):
         dense = F.interpolate(cells, size=(height, width), mode="bilinear", align_corners=False)
         warped, inside = _warp(frame2, dense)
-        residual = (warped[:, :1] - i1) * inside
-        grad = (grad1 + warped[:, 1:]) * inside * 0.5
-        wx, wy = grad[:, :1], grad[:, 1:]
-        sums = torch.cat([wx * wx, wx * wy, wy * wy, wx * residual, wy * residual, wx, wy, residual, inside], dim=1)
-        sums = F.avg_pool2d(sums, stride, stride)  # per cell, then over the window of cells
-        if window > 1:
+        # per pixel v = inside * (gx, gy, residual, 1); per cell the sums of v v^T: one batched 4 x 4 product
+        v = torch.cat([(grad1 + warped[:, 1:]) * 0.5, warped[:, :1] - i1, ones], dim=1) * inside
+        v = v.view(batch, 4, rows, stride, cols, stride).permute(0, 2, 4, 3, 5, 1)
+        v = v.reshape(batch * rows * cols, stride * stride, 4)
+        sums = torch.bmm(v.transpose(1, 2), v).view(batch, rows, cols, 16).permute(0, 3, 1, 2) / area
+        if window > 1:  # then over the window of cells
             sums = F.avg_pool2d(sums, window, 1, window // 2, count_include_pad=False)
-        sxx, sxy, syy, sxt, syt, sx, sy, st, n = sums.unbind(1)
+        sxx, sxy, sxt, sx, syy, syt, sy, st, n = (sums[:, k] for k in (0, 1, 2, 3, 5, 6, 7, 11, 15))
         count = n.clamp(min=1e-6)
         # eliminate the brightness offset c: centre the sums (a covariance, positive semi-definite)
         axx = sxx - sx * sx / count + lam * n
