@@ -106,7 +106,7 @@ def learned_source() -> Any:
         max_side=int(max_side) if max_side else LEARNED_MAX_SIDE,
         uncertainty_thresh=float(uncertainty) if uncertainty else None,
         camera_snap=(float(snap) or None) if snap else None,  # "" = the estimator's default (off), 0 = off
-        refine=int(refine) if refine else 0,
+        **({"refine": int(refine)} if refine else {}),  # "" = the estimator's default
     )
 
 
@@ -117,7 +117,7 @@ def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> flo
         os.environ["BENCH_MOTION_MAX_SIDE"] = str(args.motion_max_side or "")
         os.environ["BENCH_MOTION_UNCERTAINTY"] = str(args.motion_uncertainty or "")
         os.environ["BENCH_MOTION_CAMERA_SNAP"] = "" if args.motion_camera_snap is None else str(args.motion_camera_snap)
-        os.environ["BENCH_MOTION_REFINE"] = str(args.motion_refine)
+        os.environ["BENCH_MOTION_REFINE"] = "" if args.motion_refine is None else str(args.motion_refine)
         os.environ["BENCH_DEVICE"] = args.device
         here = str(Path(__file__).resolve().parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
@@ -246,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="learned motion: Kalman fallback for boxes whose predicted uncertainty exceeds PX")  # fmt: skip
     p.add_argument("--motion-camera-snap", type=float, default=None, metavar="PX",
                    help="learned motion: MotionEstimator camera_snap (0 = off; default: the estimator's)")  # fmt: skip
-    p.add_argument("--motion-refine", type=int, default=0, metavar="STEPS",
-                   help="learned motion: MotionEstimator refine, Lucas-Kanade steps (0 = off, default)")  # fmt: skip
+    p.add_argument("--motion-refine", type=int, default=None, metavar="STEPS",
+                   help="learned motion: MotionEstimator refine, Lucas-Kanade steps (0 = off; default: the "
+                   "estimator's)")  # fmt: skip
     p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
                    help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
@@ -291,12 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         results[t]["all"] = {k: float(res.combined[k]) for k in METRICS}
 
     frames = args.frames * args.seeds
-    print(f"\n## Camera-motion benchmark: {args.seeds} held-out sequences x {args.frames} frames per speed, 544x960")
+    photos = "held-out" if args.photos == "heldout" else "TRAINING-photo"
+    print(f"\n## Camera-motion benchmark: {args.seeds} {photos} sequences x {args.frames} frames per speed, 544x960")
     if "motion" in trackers:
         snap = "default" if args.motion_camera_snap is None else args.motion_camera_snap or "off"
+        refine = "default" if args.motion_refine is None else args.motion_refine or "off"
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
               f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}, "
-              f"camera snap {snap}, refine {args.motion_refine or 'off'}")  # fmt: skip
+              f"camera snap {snap}, refine {refine}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers

@@ -242,11 +242,11 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         f[0, 0, 0] = t % 256
         stream.append(f)
     default_est = MotionEstimator(model, device=device)  # the default working size (max_side DEFAULT_MAX_SIDE)
-    variants = [("", est, 0), (" (default working size)", default_est, 0)]
+    variants = [("", est, 0), (" (default working size, no refine)", default_est, 0)]
     if args.refine:
-        variants.append((f" + refine {args.refine} (default working size)", default_est, args.refine))
+        variants.append((f" (default working size, refine {args.refine})", default_est, args.refine))
     for name, estimator, steps in variants:
-        if name.endswith("(default working size)") and default_est.working_size_for(height, width) == (height, width):
+        if "default working size" in name and default_est.working_size_for(height, width) == (height, width):
             continue
         estimator.refine = steps
         for head in model.heads:
@@ -429,8 +429,9 @@ def latency_table(
     note = (
         f"**Latency** on {dev}, {args.threads} threads, {args.repeats} runs; encoder = one frame (the previous "
         "frame's features are cached); 'frame <head>' = the whole per-frame MotionEstimator call with 50 boxes "
-        "(preprocessing + encoder + head + read-out) at the working size of the column, or, '(default working "
-        f"size)', on frames of the column's size resized to the default max_side {DEFAULT_MAX_SIDE}"
+        "(preprocessing + encoder + head + read-out; no refinement) at the working size of the column, or, "
+        "'(default working size, ...)', on frames of the column's size resized to the default max_side "
+        f"{DEFAULT_MAX_SIDE}, without and with --refine steps"
     )
     return note + "\n\n" + _table(header, rows)
 

@@ -34,8 +34,8 @@ MOTIONS = ("learned", "kalman", "gmc")
 #: Longer side of the learned network's working size in the demo, = ``mmtrack_corr.estimator.DEFAULT_MAX_SIDE`` (not
 #: imported: this module must load without torch): the shipped weights' last training stage ran on 384x640 frames.
 LEARNED_MAX_SIDE = 640
-#: Lucas-Kanade refinement steps of the learned field in the demo (``MotionEstimator(refine=...)``).
-LEARNED_REFINE = 0
+#: Lucas-Kanade refinement steps of the learned field in the demo, = ``mmtrack_corr.estimator.DEFAULT_REFINE``.
+LEARNED_REFINE = 3
 
 
 def learned_available() -> bool:

@@ -197,10 +197,11 @@ def test_painter_draws_boxes_in_id_colours_and_trails() -> None:
     assert id_color(1) != id_color(2) != id_color(3)
 
 
-def test_demo_working_size_is_the_estimators_default() -> None:
-    """demo/motion.py keeps its own copy (it must import without torch); the two must not drift apart."""
-    from mmtrack_demo.motion import LEARNED_MAX_SIDE
+def test_demo_working_size_and_refinement_are_the_estimators_defaults() -> None:
+    """demo/motion.py keeps its own copies (it must import without torch); they must not drift apart."""
+    from mmtrack_demo.motion import LEARNED_MAX_SIDE, LEARNED_REFINE
 
-    from mmtrack_corr.estimator import DEFAULT_MAX_SIDE
+    from mmtrack_corr.estimator import DEFAULT_MAX_SIDE, DEFAULT_REFINE
 
     assert LEARNED_MAX_SIDE == DEFAULT_MAX_SIDE
+    assert LEARNED_REFINE == DEFAULT_REFINE

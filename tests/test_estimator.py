@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mmtrack_corr.estimator import (
+    DEFAULT_REFINE,
     MotionEstimator,
     box_mean,
     camera_box_motion,
@@ -80,7 +81,7 @@ def test_box_mean_equals_trackers_read_out() -> None:
 @pytest.mark.parametrize("size", [pytest.param((96, 160), id="multiple_of_32"), pytest.param((90, 150), id="resized")])
 def test_units_and_scaling_back_to_frame_pixels(stride: int, size: tuple[int, int]) -> None:
     model = _FieldModel(stride)
-    est = MotionEstimator(model)
+    est = MotionEstimator(model, refine=0)
     h, w = size
     wh, ww = est.working_size_for(h, w)
     assert (wh, ww) == (96, 160)
@@ -117,21 +118,23 @@ def test_uncertainty_threshold_flags_boxes() -> None:
     model = _FieldModel(8, gain=0.0, log_scale=math.log(4.0))  # b = 4 working px on the right half, ~0 on the left
     boxes = np.array([[0.0, 0.0, 40.0, 40.0], [120.0, 0.0, 160.0, 40.0]])
     a, b = _frame(96, 160), _frame(96, 160, 1)
-    flagged = MotionEstimator(model, uncertainty_thresh=2.0).box_displacements(a, b, boxes)
+    flagged = MotionEstimator(model, uncertainty_thresh=2.0, refine=0).box_displacements(a, b, boxes)
     assert np.isfinite(flagged[0]).all() and np.isnan(flagged[1]).all()
-    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=None).box_displacements(a, b, boxes)).all()
-    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=5.0).box_displacements(a, b, boxes)).all()
-    disp, sigma = MotionEstimator(model, uncertainty_thresh=2.0).box_displacements(a, b, boxes, return_uncertainty=True)
+    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=None, refine=0).box_displacements(a, b, boxes)).all()
+    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=5.0, refine=0).box_displacements(a, b, boxes)).all()
+    disp, sigma = MotionEstimator(model, uncertainty_thresh=2.0, refine=0).box_displacements(
+        a, b, boxes, return_uncertainty=True
+    )
     assert np.isnan(disp[1]).all() and sigma[0] < 0.1 and sigma[1] == pytest.approx(4.0)
-    assert MotionEstimator(model).box_displacements(a, b, [], return_uncertainty=True)[1].shape == (0,)
-    unc = MotionEstimator(model).uncertainty(a, b)
+    assert MotionEstimator(model, refine=0).box_displacements(a, b, [], return_uncertainty=True)[1].shape == (0,)
+    unc = MotionEstimator(model, refine=0).uncertainty(a, b)
     assert unc.shape == (2, 96, 160) and unc[:, :, -1].min() == pytest.approx(4.0)
 
 
 # ---------------------------------------------------------------------------------------------------- caching
 def test_one_encoder_pass_per_frame_in_a_tracker() -> None:
     model = _FieldModel(8, gain=0.0)
-    est = MotionEstimator(model)
+    est = MotionEstimator(model, refine=0)
     assert isinstance(est, MotionSource)
     tracker = MotionTracker(est)
     frames = [_frame(96, 128, i) for i in range(5)]
@@ -149,7 +152,7 @@ def test_one_encoder_pass_per_frame_in_a_tracker() -> None:
 
 def test_empty_boxes_and_missing_frames() -> None:
     model = _FieldModel(8)
-    est = MotionEstimator(model)
+    est = MotionEstimator(model, refine=0)
     a, b = _frame(64, 64), _frame(64, 64, 1)
     assert est.box_displacements(a, b, np.zeros((0, 4))).shape == (0, 2)
     assert est(a, b, []).shape == (0, 2)
@@ -161,7 +164,7 @@ def test_empty_boxes_and_missing_frames() -> None:
 
 
 def test_boxes_outside_the_frame_are_clipped() -> None:
-    est = MotionEstimator(_FieldModel(8))
+    est = MotionEstimator(_FieldModel(8), refine=0)
     a, b = _frame(64, 96), _frame(64, 96, 1)
     out = est.box_displacements(a, b, np.array([[-50.0, -30.0, 40.0, 40.0], [200.0, 100.0, 260.0, 180.0]]))
     clipped = est.box_displacements(a, b, np.array([[0.0, 0.0, 40.0, 40.0], [96.0, 64.0, 96.0, 64.0]]))
@@ -312,6 +315,8 @@ def test_refinement_brings_the_shipped_heads_to_a_fraction_of_a_pixel(head: str)
     dx, dy = -11.0, 7.0  # whole pixels: no interpolation blur in the moved frame to bias the truth
     first, second = _translated(photo, dx, dy, 256, 320)
     box = np.array([[64.0, 64.0, 256.0, 192.0]])
+    assert est.refine == DEFAULT_REFINE == 3  # the estimator's default
+    est.refine = 0
     plain = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()
     est.refine = 3
     refined = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()  # same features, refined field
@@ -367,7 +372,7 @@ def test_no_camera_homography_without_a_dominant_motion() -> None:
 
 
 def test_camera_snap_replaces_noisy_background_boxes_and_keeps_moving_ones() -> None:
-    est = MotionEstimator(_tiny_model(), max_side=None, camera_snap=3.0)
+    est = MotionEstimator(_tiny_model(), max_side=None, camera_snap=3.0, refine=0)
     flow = _homography_field(32, 48, 8, _CAMERA)
     noise = torch.randn(flow.shape, generator=torch.Generator().manual_seed(1)) * 2.0
     flow = flow + noise
