@@ -35,7 +35,7 @@ MOTIONS = ("learned", "kalman", "gmc")
 #: imported: this module must load without torch): the shipped weights' last training stage ran on 384x640 frames.
 LEARNED_MAX_SIDE = 640
 #: Lucas-Kanade refinement steps of the learned field in the demo, = ``mmtrack_corr.estimator.DEFAULT_REFINE``.
-LEARNED_REFINE = 3
+LEARNED_REFINE = 2
 
 
 def learned_available() -> bool:

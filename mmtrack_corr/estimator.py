@@ -41,8 +41,9 @@ __all__ = [
 #: Default longer side of the working size: the width of the shipped weights' last training stage (384x640).
 DEFAULT_MAX_SIDE = 640
 #: Default Lucas-Kanade refinement steps (:func:`mmtrack_corr.refine.refine_flow`) on the head's field: chosen on
-#: training-photo tracking sequences (HOTA 57.80 -> 58.48, IDF1 74.71 -> 75.22 with 3 steps).
-DEFAULT_REFINE = 3
+#: training-photo tracking sequences (stage-3 weights, HOTA 57.80 -> 58.48 and IDF1 74.71 -> 75.22 with 3 steps; the
+#: shipped weights track as well with 2 steps as with 3 - HOTA 58.51 vs 58.53 - at two thirds of the cost).
+DEFAULT_REFINE = 2
 _MULTIPLE = 32
 _CACHE_FRAMES = 2
 
@@ -264,7 +265,7 @@ class MotionEstimator:
         refine: Lucas-Kanade steps that refine the head's field on the working-size frames before anything is read
             from it (:func:`mmtrack_corr.refine.refine_flow`: per cell, brightness offset eliminated, steps clipped
             to 2 px); 0 uses the head's field as it is. The learned field finds the large motions, the steps remove
-            its sub-pixel regression error where the frames are textured. Default :data:`DEFAULT_REFINE` = 3 (see
+            its sub-pixel regression error where the frames are textured. Default :data:`DEFAULT_REFINE` = 2 (see
             the README's motion benchmark for what it buys and costs).
 
     Raises:

@@ -67,17 +67,22 @@ def image_gradients(image: Tensor) -> Tensor:
     return out
 
 
-def _warp(image: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
-    """Backward-warp ``image`` by a per-pixel ``flow``: ``out[y, x] = image[y + dy, x + dx]`` and the inside mask."""
+def _base_grid(height: int, width: int, like: Tensor) -> Tensor:
+    """(1, H, W, 2) ``grid_sample`` coordinates (align_corners=False) of every pixel centre: ``(2x + 1) / W - 1``."""
+    xs = (2.0 * torch.arange(width, dtype=like.dtype, device=like.device) + 1.0) / width - 1.0
+    ys = (2.0 * torch.arange(height, dtype=like.dtype, device=like.device) + 1.0) / height - 1.0
+    return torch.stack([xs.view(1, width).expand(height, width), ys.view(height, 1).expand(height, width)], -1)[None]
+
+
+def _warp(image: Tensor, cells: Tensor, base: Tensor) -> tuple[Tensor, Tensor]:
+    """Backward-warp ``image`` by the bilinearly upsampled cell field: ``out[y, x] = image[y + dy, x + dx]``, and the
+    mask of pixels whose sample lies inside the image. ``base``: :func:`_base_grid` of the image."""
     _, _, height, width = image.shape
-    xs = torch.arange(width, dtype=flow.dtype, device=flow.device).view(1, 1, width)
-    ys = torch.arange(height, dtype=flow.dtype, device=flow.device).view(1, height, 1)
-    grid_x = (2.0 * (xs + flow[:, 0]) + 1.0) / width - 1.0  # align_corners=False
-    grid_y = (2.0 * (ys + flow[:, 1]) + 1.0) / height - 1.0
-    inside = ((grid_x > -1.0) & (grid_x < 1.0) & (grid_y > -1.0) & (grid_y < 1.0)).unsqueeze(1)
-    warped = F.grid_sample(
-        image, torch.stack([grid_x, grid_y], dim=-1), mode="bilinear", padding_mode="border", align_corners=False
-    )
+    scale = torch.tensor([2.0 / width, 2.0 / height], dtype=cells.dtype, device=cells.device).view(1, 2, 1, 1)
+    dense = F.interpolate(cells * scale, size=(height, width), mode="bilinear", align_corners=False)
+    grid = dense.permute(0, 2, 3, 1) + base  # flow in grid units, added to the pixel centres
+    inside = (grid.abs().amax(dim=-1) < 1.0).unsqueeze(1)
+    warped = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return warped, inside.to(image.dtype)
 
 
@@ -158,27 +163,32 @@ def refine_flow(
     frame2 = torch.cat([image2.to(dtype), grad2], dim=1)  # warped together: one sampling per step
     cells = flow.to(dtype)
     rows, cols, area = height // stride, width // stride, float(stride * stride)
-    ones = torch.ones_like(i1)
+    base = _base_grid(height, width, cells)
+    # per pixel v = inside * (Gx, Gy, residual, 1) with G = grad I1 + warped grad I2 (twice the ESM gradient: the
+    # factor 2 is undone below), written into one buffer; per cell the sums of v v^T: one batched 4 x 4 product
+    v = i1.new_empty(batch, 4, height, width)
     for _ in range(iters):
-        dense = F.interpolate(cells, size=(height, width), mode="bilinear", align_corners=False)
-        warped, inside = _warp(frame2, dense)
-        # per pixel v = inside * (gx, gy, residual, 1); per cell the sums of v v^T: one batched 4 x 4 product
-        v = torch.cat([(grad1 + warped[:, 1:]) * 0.5, warped[:, :1] - i1, ones], dim=1) * inside
-        v = v.view(batch, 4, rows, stride, cols, stride).permute(0, 2, 4, 3, 5, 1)
-        v = v.reshape(batch * rows * cols, stride * stride, 4)
-        sums = torch.bmm(v.transpose(1, 2), v).view(batch, rows, cols, 16).permute(0, 3, 1, 2) / area
+        warped, inside = _warp(frame2, cells, base)
+        torch.add(grad1, warped[:, 1:], out=v[:, :2])
+        torch.sub(warped[:, :1], i1, out=v[:, 2:3])
+        v[:, :3].mul_(inside)
+        v[:, 3:].copy_(inside)
+        blocks = v.view(batch, 4, rows, stride, cols, stride).permute(0, 2, 4, 3, 5, 1)
+        blocks = blocks.reshape(batch * rows * cols, stride * stride, 4)
+        sums = torch.bmm(blocks.transpose(1, 2), blocks).view(batch, rows, cols, 16).permute(0, 3, 1, 2) / area
         if window > 1:  # then over the window of cells
             sums = F.avg_pool2d(sums, window, 1, window // 2, count_include_pad=False)
         sxx, sxy, sxt, sx, syy, syt, sy, st, n = (sums[:, k] for k in (0, 1, 2, 3, 5, 6, 7, 11, 15))
         count = n.clamp(min=1e-6)
-        # eliminate the brightness offset c: centre the sums (a covariance, positive semi-definite)
-        axx = sxx - sx * sx / count + lam * n
+        # eliminate the brightness offset c: centre the sums (a covariance, positive semi-definite); with G = 2g the
+        # sums of G G are 4x those of g g, so the Tikhonov term is 4 lam and the solution in G is half the step
+        axx = sxx - sx * sx / count + 4.0 * lam * n
         axy = sxy - sx * sy / count
-        ayy = syy - sy * sy / count + lam * n
+        ayy = syy - sy * sy / count + 4.0 * lam * n
         bx = sxt - sx * st / count
         by = syt - sy * st / count
         det = (axx * ayy - axy * axy).clamp(min=1e-20)
-        step = torch.stack([(axy * by - ayy * bx) / det, (axy * bx - axx * by) / det], dim=1)
+        step = torch.stack([(axy * by - ayy * bx) / det, (axy * bx - axx * by) / det], dim=1) * 2.0
         step = step.clamp(-max_step, max_step) * (n >= _MIN_VALID).unsqueeze(1).to(dtype)
         cells = cells + step
     return cells.to(flow.dtype)

@@ -315,7 +315,7 @@ def test_refinement_brings_the_shipped_heads_to_a_fraction_of_a_pixel(head: str)
     dx, dy = -11.0, 7.0  # whole pixels: no interpolation blur in the moved frame to bias the truth
     first, second = _translated(photo, dx, dy, 256, 320)
     box = np.array([[64.0, 64.0, 256.0, 192.0]])
-    assert est.refine == DEFAULT_REFINE == 3  # the estimator's default
+    assert est.refine == DEFAULT_REFINE == 2  # the estimator's default
     est.refine = 0
     plain = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()
     est.refine = 3
