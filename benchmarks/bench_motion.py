@@ -452,7 +452,7 @@ def plot(results: dict[str, dict], heads: tuple[str, ...], curves: dict, out_dir
         for m in SEQ_METHODS
         if _head_of(m) is None or (_head_of(m) in heads and Errors.cat(speed0["pairs"].moving, m).size)
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=False)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), sharey=False)
     speeds = list(results)
     width = 0.8 / len(methods)
     for ax, kind in zip(axes, ("moving", "background"), strict=True):
@@ -461,13 +461,15 @@ def plot(results: dict[str, dict], heads: tuple[str, ...], curves: dict, out_dir
             for s in speeds:
                 e = np.concatenate([Errors.cat(getattr(results[s][src], kind), m) for src in ("pairs", "sequences")])
                 means.append(e.mean() if e.size else np.nan)
-            ax.bar(np.arange(len(speeds)) + (i - (len(methods) - 1) / 2) * width, means, width, label=LABELS[m])
+            x = np.arange(len(speeds)) + (i - (len(methods) - 1) / 2) * width
+            ax.bar(x, means, width, label=LABELS[m], color=plt.get_cmap("tab20")(i % 20))
         ax.set_xticks(np.arange(len(speeds)), speeds)
         ax.set_yscale("log")
         ax.set_ylabel("mean end-point error (px, log)")
         ax.set_title(f"{'moving objects' if kind == 'moving' else 'background boxes'} (held-out pairs + sequences)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(methods) + 3) // 4), 1, 1))
     paths = [out_dir / "motion_accuracy.png"]
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
