@@ -57,14 +57,14 @@ from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_f
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 HEAD_LABELS = {"light": "light head (1/32)", "multiscale": "3-scale head"}
-SNAP_LABELS = {f"{k}+snap": f"{v} + camera snap" for k, v in HEAD_LABELS.items()}
-SNAP_LABELS.update({f"{k}+refine": f"{v} + refine" for k, v in HEAD_LABELS.items()})
-SNAP_LABELS.update({f"{k}+refine+snap": f"{v} + refine + camera snap" for k, v in HEAD_LABELS.items()})
-PAIR_METHODS = ("zero", "dis", "gmc", *HEAD_LABELS, *SNAP_LABELS)
-SEQ_METHODS = ("zero", "kalman", "dis", "gmc", *HEAD_LABELS, *SNAP_LABELS)
+VARIANT_LABELS = {f"{k}+snap": f"{v} + camera snap" for k, v in HEAD_LABELS.items()}
+VARIANT_LABELS.update({f"{k}+refine": f"{v} + refine" for k, v in HEAD_LABELS.items()})
+VARIANT_LABELS.update({f"{k}+refine+snap": f"{v} + refine + camera snap" for k, v in HEAD_LABELS.items()})
+PAIR_METHODS = ("zero", "dis", "gmc", *HEAD_LABELS, *VARIANT_LABELS)
+SEQ_METHODS = ("zero", "kalman", "dis", "gmc", *HEAD_LABELS, *VARIANT_LABELS)
 LABELS = {"zero": "zero motion", "kalman": "Kalman (const. velocity)", "dis": "OpenCV DIS (box mean)", "gmc": "GMC"}
 LABELS.update(HEAD_LABELS)
-LABELS.update(SNAP_LABELS)
+LABELS.update(VARIANT_LABELS)
 
 
 # ---------------------------------------------------------------------------------------------------- methods
@@ -224,7 +224,8 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         for head in model.heads:
             out[f"head {head}"] = _median_ms(lambda h=head: model.forward_features(f1, f2, h), args.repeats, sync)
         motion = model.forward_features(f1, f2, "multiscale" if "multiscale" in model.heads else None)
-        if args.refine:  # both frames' grey images and frame t-1's gradients are per-frame work of the estimator
+        # the refinement, gradients of both frames included (the estimator caches the previous frame's: an upper bound)
+        if args.refine:
             grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))
 
             def refine() -> Tensor:
@@ -337,7 +338,7 @@ def accuracy_tables(results: dict[str, dict], heads: tuple[str, ...], photos: st
         for m in methods:
             if _head_of(m) not in (None, *heads):
                 continue
-            if m in SNAP_LABELS and not Errors.cat(results[next(iter(results))][source].moving, m).size:  # not run
+            if m in VARIANT_LABELS and not Errors.cat(results[next(iter(results))][source].moving, m).size:  # not run
                 continue
             row = [LABELS[m]]
             for speed in results:

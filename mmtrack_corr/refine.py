@@ -74,12 +74,12 @@ def _base_grid(height: int, width: int, like: Tensor) -> Tensor:
     return torch.stack([xs.view(1, width).expand(height, width), ys.view(height, 1).expand(height, width)], -1)[None]
 
 
-def _warp(image: Tensor, cells: Tensor, base: Tensor) -> tuple[Tensor, Tensor]:
+def _warp(image: Tensor, cells: Tensor, base: Tensor, to_grid: Tensor) -> tuple[Tensor, Tensor]:
     """Backward-warp ``image`` by the bilinearly upsampled cell field: ``out[y, x] = image[y + dy, x + dx]``, and the
-    mask of pixels whose sample lies inside the image. ``base``: :func:`_base_grid` of the image."""
+    mask of pixels whose sample lies inside the image. ``base``: :func:`_base_grid` of the image; ``to_grid``:
+    (1, 2, 1, 1) pixels -> grid units, ``(2 / W, 2 / H)``."""
     _, _, height, width = image.shape
-    scale = torch.tensor([2.0 / width, 2.0 / height], dtype=cells.dtype, device=cells.device).view(1, 2, 1, 1)
-    dense = F.interpolate(cells * scale, size=(height, width), mode="bilinear", align_corners=False)
+    dense = F.interpolate(cells * to_grid, size=(height, width), mode="bilinear", align_corners=False)
     grid = dense.permute(0, 2, 3, 1) + base  # flow in grid units, added to the pixel centres
     inside = (grid.abs().amax(dim=-1) < 1.0).unsqueeze(1)
     warped = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -164,11 +164,12 @@ def refine_flow(
     cells = flow.to(dtype)
     rows, cols, area = height // stride, width // stride, float(stride * stride)
     base = _base_grid(height, width, cells)
+    to_grid = torch.tensor([2.0 / width, 2.0 / height], dtype=dtype, device=cells.device).view(1, 2, 1, 1)
     # per pixel v = inside * (Gx, Gy, residual, 1) with G = grad I1 + warped grad I2 (twice the ESM gradient: the
     # factor 2 is undone below), written into one buffer; per cell the sums of v v^T: one batched 4 x 4 product
     v = i1.new_empty(batch, 4, height, width)
     for _ in range(iters):
-        warped, inside = _warp(frame2, cells, base)
+        warped, inside = _warp(frame2, cells, base, to_grid)
         torch.add(grad1, warped[:, 1:], out=v[:, :2])
         torch.sub(warped[:, :1], i1, out=v[:, 2:3])
         v[:, :3].mul_(inside)
