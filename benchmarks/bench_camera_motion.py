@@ -100,6 +100,7 @@ def learned_source() -> Any:
     uncertainty = os.environ.get("BENCH_MOTION_UNCERTAINTY")
     snap = os.environ.get("BENCH_MOTION_CAMERA_SNAP")
     refine = os.environ.get("BENCH_MOTION_REFINE")
+    box_refine = os.environ.get("BENCH_MOTION_BOX_REFINE")
     return MotionEstimator.from_pretrained(
         os.environ.get("BENCH_MOTION_WEIGHTS") or "default",
         device=os.environ.get("BENCH_DEVICE", "cpu"),
@@ -107,6 +108,7 @@ def learned_source() -> Any:
         uncertainty_thresh=float(uncertainty) if uncertainty else None,
         camera_snap=(float(snap) or None) if snap else None,  # "" = the estimator's default (off), 0 = off
         **({"refine": int(refine)} if refine else {}),  # "" = the estimator's default
+        **({"box_refine": box_refine == "1"} if box_refine else {}),  # "" = the estimator's default
     )
 
 
@@ -118,6 +120,7 @@ def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> flo
         os.environ["BENCH_MOTION_UNCERTAINTY"] = str(args.motion_uncertainty or "")
         os.environ["BENCH_MOTION_CAMERA_SNAP"] = "" if args.motion_camera_snap is None else str(args.motion_camera_snap)
         os.environ["BENCH_MOTION_REFINE"] = "" if args.motion_refine is None else str(args.motion_refine)
+        os.environ["BENCH_MOTION_BOX_REFINE"] = "" if args.motion_box_refine is None else str(args.motion_box_refine)
         os.environ["BENCH_DEVICE"] = args.device
         here = str(Path(__file__).resolve().parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
@@ -249,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motion-refine", type=int, default=None, metavar="STEPS",
                    help="learned motion: MotionEstimator refine, Lucas-Kanade steps (0 = off; default: the "
                    "estimator's)")  # fmt: skip
+    p.add_argument("--motion-box-refine", type=int, choices=(0, 1), default=None,
+                   help="learned motion: MotionEstimator box_refine (1 = on, 0 = off; default: the "
+                   "estimator's)")  # fmt: skip
     p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
                    help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
@@ -297,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     if "motion" in trackers:
         snap = "default" if args.motion_camera_snap is None else args.motion_camera_snap or "off"
         refine = "default" if args.motion_refine is None else args.motion_refine or "off"
+        box = "default" if args.motion_box_refine is None else ("on" if args.motion_box_refine else "off")
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
               f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}, "
-              f"camera snap {snap}, refine {refine}")  # fmt: skip
+              f"camera snap {snap}, refine {refine}, box refine {box}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers

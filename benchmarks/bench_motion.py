@@ -51,7 +51,7 @@ from torch import Tensor
 from mmtrack_corr.estimator import DEFAULT_MAX_SIDE, MotionEstimator, box_mean
 from mmtrack_corr.motion_head import correlation_volume
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, load_motion_model
-from mmtrack_corr.refine import grey_image, refine_flow
+from mmtrack_corr.refine import grey_image, refine_boxes, refine_flow
 from mmtrack_corr.synthetic import SPEED_LEVELS, FramePair, background_boxes, make_pair, make_sequence
 from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_from_flow
 
@@ -60,6 +60,8 @@ HEAD_LABELS = {"light": "light head (1/32)", "multiscale": "3-scale head"}
 VARIANT_LABELS = {f"{k}+snap": f"{v} + camera snap" for k, v in HEAD_LABELS.items()}
 VARIANT_LABELS.update({f"{k}+refine": f"{v} + refine" for k, v in HEAD_LABELS.items()})
 VARIANT_LABELS.update({f"{k}+refine+snap": f"{v} + refine + camera snap" for k, v in HEAD_LABELS.items()})
+VARIANT_LABELS.update({f"{k}+refine+box": f"{v} + refine + box fit" for k, v in HEAD_LABELS.items()})
+VARIANT_LABELS.update({f"{k}+refine+box+snap": f"{v} + refine + box fit + camera snap" for k, v in HEAD_LABELS.items()})
 PAIR_METHODS = ("zero", "dis", "gmc", *HEAD_LABELS, *VARIANT_LABELS)
 SEQ_METHODS = ("zero", "kalman", "dis", "gmc", *HEAD_LABELS, *VARIANT_LABELS)
 LABELS = {"zero": "zero motion", "kalman": "Kalman (const. velocity)", "dis": "OpenCV DIS (box mean)", "gmc": "GMC"}
@@ -120,21 +122,29 @@ def _evaluate_pair(
         errors.add(kind, "gmc", gmc(pair.frame1, pair.frame2, b), t)
         if kalman is not None and kind == "moving":
             errors.add(kind, "kalman", kalman[keep], t)
+
+        def score(method: str, *, snap: float | None, refine: int, box: bool, kind: str = kind, b=b, t=t) -> None:
+            """One row: the same features (cached), read with these estimator settings."""
+            est.camera_snap, est.refine, est.box_refine = snap, refine, box
+            errors.add(kind, method, est.box_displacements(pair.frame1, pair.frame2, b), t)
+
         for head in heads:
             est.head = head
-            est.camera_snap, est.refine = None, 0
+            est.camera_snap, est.refine, est.box_refine = None, 0, False
             d, sigma = est.box_displacements(pair.frame1, pair.frame2, b, return_uncertainty=True)
             errors.add(kind, head, d, t)
             errors.add_sigma(kind, head, sigma)
-            if args.camera_snap:  # the same features and field (cached), read with the camera homography
-                est.camera_snap = args.camera_snap
-                errors.add(kind, f"{head}+snap", est.box_displacements(pair.frame1, pair.frame2, b), t)
-            if args.refine:  # the same features, the field refined on the frames
-                est.camera_snap, est.refine = None, args.refine
-                errors.add(kind, f"{head}+refine", est.box_displacements(pair.frame1, pair.frame2, b), t)
-                if args.camera_snap:
-                    est.camera_snap = args.camera_snap
-                    errors.add(kind, f"{head}+refine+snap", est.box_displacements(pair.frame1, pair.frame2, b), t)
+            snap = args.camera_snap or None
+            if snap and not args.box_refine:  # the field read with the camera homography
+                score(f"{head}+snap", snap=snap, refine=0, box=False)
+            if args.refine:  # the field refined on the frames
+                score(f"{head}+refine", snap=None, refine=args.refine, box=False)
+                if snap and not args.box_refine:
+                    score(f"{head}+refine+snap", snap=snap, refine=args.refine, box=False)
+                if args.box_refine:  # then each box fitted to the frames
+                    score(f"{head}+refine+box", snap=None, refine=args.refine, box=True)
+                    if snap:
+                        score(f"{head}+refine+box+snap", snap=snap, refine=args.refine, box=True)
 
 
 def _xyah(boxes: np.ndarray) -> np.ndarray:
@@ -232,6 +242,15 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
                 return refine_flow(grey1, grey2, motion.flow, motion.stride, iters=args.refine)
 
             out[f"refine ({args.refine} steps, {motion.stride}-px cells)"] = _median_ms(refine, args.repeats, sync)
+        if args.box_refine:  # the box fit of 50 boxes, both frames' pyramids included (an upper bound, as above)
+            grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))
+            work = torch.from_numpy(boxes)
+            start = torch.zeros(len(boxes), 2, dtype=torch.float64)
+
+            def fit() -> Tensor:
+                return refine_boxes(grey1, grey2, work, start).displacements
+
+            out["box fit (50 boxes)"] = _median_ms(fit, args.repeats, sync)
         field = torch.cat([motion.flow[0], motion.log_scale[0].exp()], 0).float()
         tb = torch.from_numpy(boxes)
         out["read-out"] = _median_ms(lambda: box_mean(field, tb, motion.stride).cpu().numpy(), args.repeats, sync)
@@ -243,13 +262,16 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         f[0, 0, 0] = t % 256
         stream.append(f)
     default_est = MotionEstimator(model, device=device)  # the default working size (max_side DEFAULT_MAX_SIDE)
-    variants = [("", est, 0), (" (default working size, no refine)", default_est, 0)]
+    variants = [("", est, 0, False), (" (default working size, no refine)", default_est, 0, False)]
     if args.refine:
-        variants.append((f" (default working size, refine {args.refine})", default_est, args.refine))
-    for name, estimator, steps in variants:
+        variants.append((f" (default working size, refine {args.refine})", default_est, args.refine, False))
+        if args.box_refine:
+            name = f" (default working size, refine {args.refine} + box fit)"
+            variants.append((name, default_est, args.refine, True))
+    for name, estimator, steps, box in variants:
         if "default working size" in name and default_est.working_size_for(height, width) == (height, width):
             continue
-        estimator.refine = steps
+        estimator.refine, estimator.box_refine = steps, box
         for head in model.heads:
             estimator.head = head
             estimator.reset()
@@ -564,6 +586,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="STEPS",
         help="also score each head with MotionEstimator(refine=STEPS) (rows '+ refine', and '+ refine + camera snap' "
         "with --camera-snap), and time the refinement (0 = not)",
+    )
+    parser.add_argument(
+        "--box-refine",
+        action="store_true",
+        help="with --refine: also score MotionEstimator(box_refine=True) (rows '+ refine + box fit', and '+ refine + "
+        "box fit + camera snap' with --camera-snap, which then replace the rows of camera snap without the box fit), "
+        "and time the box fit",
     )
     parser.add_argument(
         "--photos",

@@ -37,7 +37,15 @@ import numpy as np
 
 from .detectors import DETECTOR_HELP, build_detector
 from .drawing import TrackPainter
-from .motion import LEARNED_REFINE, MOTIONS, MotionSetup, build_motion, build_tracker, default_motion
+from .motion import (
+    LEARNED_BOX_REFINE,
+    LEARNED_REFINE,
+    MOTIONS,
+    MotionSetup,
+    build_motion,
+    build_tracker,
+    default_motion,
+)
 from .pipeline import STAGES, Pipeline, StageTimer
 from .video import VIDEO_CODECS, FrameSource, SourceError, VideoSink, open_source
 
@@ -62,7 +70,12 @@ class _Parser(argparse.ArgumentParser):
 def _build_motion(name: str, args: argparse.Namespace) -> MotionSetup:
     """The motion setup from the command line's --motion-* options."""
     return build_motion(
-        name, weights=args.motion_weights, device=args.device, max_side=args.motion_max_side, refine=args.motion_refine
+        name,
+        weights=args.motion_weights,
+        device=args.device,
+        max_side=args.motion_max_side,
+        refine=args.motion_refine,
+        box_refine=args.motion_box_refine,
     )
 
 
@@ -112,6 +125,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion-refine", type=_non_negative_int, default=None, metavar="STEPS",
                    help="--motion learned: Lucas-Kanade steps refining the learned motion on the frames "
                    f"({LEARNED_REFINE}; 0 = off)")  # fmt: skip
+    p.add_argument("--motion-box-refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="--motion learned: fit each box's motion to the frames after reading it from the learned "
+                   f"field ({'on' if LEARNED_BOX_REFINE else 'off'})")  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")

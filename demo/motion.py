@@ -36,6 +36,8 @@ MOTIONS = ("learned", "kalman", "gmc")
 LEARNED_MAX_SIDE = 640
 #: Lucas-Kanade refinement steps of the learned field in the demo, = ``mmtrack_corr.estimator.DEFAULT_REFINE``.
 LEARNED_REFINE = 2
+#: Whether the demo fits each box's motion to the frames, = ``mmtrack_corr.estimator.DEFAULT_BOX_REFINE``.
+LEARNED_BOX_REFINE = True
 
 
 def learned_available() -> bool:
@@ -94,6 +96,7 @@ def build_motion(
     device: str = "cpu",
     max_side: int | None = None,
     refine: int | None = None,
+    box_refine: bool | None = None,
 ) -> MotionSetup:
     """Build a motion choice.
 
@@ -105,6 +108,7 @@ def build_motion(
             coarser motion); None: :data:`LEARNED_MAX_SIDE`.
         refine: ``learned`` only: Lucas-Kanade steps refining the learned field on the frames (0 = off); None:
             :data:`LEARNED_REFINE`.
+        box_refine: ``learned`` only: fit each box's motion to the frames; None: :data:`LEARNED_BOX_REFINE`.
 
     Returns:
         The :class:`MotionSetup`.
@@ -126,6 +130,8 @@ def build_motion(
         raise ValueError(f"--motion-max-side: only used with --motion learned, got --motion {name}")
     if refine is not None and name != "learned":
         raise ValueError(f"--motion-refine: only used with --motion learned, got --motion {name}")
+    if box_refine is not None and name != "learned":
+        raise ValueError(f"--motion-box-refine: only used with --motion learned, got --motion {name}")
     if name == "kalman":
         return MotionSetup(name, None, None, 0.0, "ByteTrack Kalman (constant velocity)")
     if name == "gmc":
@@ -141,6 +147,7 @@ def build_motion(
         device=device,
         max_side=LEARNED_MAX_SIDE if max_side is None else max_side,
         refine=LEARNED_REFINE if refine is None else refine,
+        box_refine=LEARNED_BOX_REFINE if box_refine is None else box_refine,
     )
     dense = getattr(estimator, "dense", None)
     return MotionSetup(
@@ -149,7 +156,7 @@ def build_motion(
         dense if callable(dense) else None,
         0.0,
         f"learned motion ({weights or 'shipped weights'}, {device}, working size {estimator.working_size_for(544, 960)}"
-        f" at 544x960, refine {estimator.refine or 'off'})",
+        f" at 544x960, refine {estimator.refine or 'off'}, box fit {'on' if estimator.box_refine else 'off'})",
     )
 
 

@@ -27,10 +27,19 @@ from torch import Tensor
 
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import MotionModel, load_motion_model
-from mmtrack_corr.refine import grey_image, image_gradients, refine_flow
+from mmtrack_corr.refine import (
+    BOX_STEPS,
+    box_pyramid,
+    box_residual,
+    grey_image,
+    image_gradients,
+    refine_boxes,
+    refine_flow,
+)
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
+    "DEFAULT_BOX_REFINE",
     "DEFAULT_REFINE",
     "MotionEstimator",
     "box_mean",
@@ -44,6 +53,8 @@ DEFAULT_MAX_SIDE = 640
 #: training-photo tracking sequences (stage-3 weights, HOTA 57.80 -> 58.48 and IDF1 74.71 -> 75.22 with 3 steps; the
 #: shipped weights track as well with 2 steps as with 3 - HOTA 58.51 vs 58.53 - at two thirds of the cost).
 DEFAULT_REFINE = 2
+#: Default of ``box_refine``: fit each box's own affine motion to the frames (:func:`mmtrack_corr.refine.refine_boxes`).
+DEFAULT_BOX_REFINE = True
 _MULTIPLE = 32
 _CACHE_FRAMES = 2
 
@@ -129,6 +140,13 @@ def read_box_motion(
     return values[:, :2] * factor, (values[:, 2:4] * factor).max(axis=1)
 
 
+def _inner(boxes: np.ndarray, fraction: float) -> np.ndarray:
+    """(N, 4) xyxy boxes shrunk about their centres to ``fraction`` of their width and height."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) / 2 * fraction
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
 def _clipped(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     """(N, 4) float64 xyxy boxes clipped to a (H, W) frame (a new array)."""
     out = np.array(boxes, dtype=np.float64).reshape(-1, 4)
@@ -140,13 +158,14 @@ def _clipped(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
 @dataclass
 class _CachedFrame:
     """A frame the estimator has seen: its pixels (to recognise it), working-size image, features, and - computed
-    on first use by the refinement - its grey image and gradients."""
+    on first use by the refinements - its grey image, gradients and box-fit pyramid."""
 
     frame: np.ndarray
     image: Tensor
     feats: list[Tensor]
     _grey: Tensor | None = None
     _gradients: Tensor | None = None
+    _pyramid: tuple[Tensor, ...] | None = None
 
     def grey(self) -> Tensor:
         if self._grey is None:
@@ -158,8 +177,14 @@ class _CachedFrame:
             self._gradients = image_gradients(self.grey())
         return self._gradients
 
+    def pyramid(self) -> tuple[Tensor, ...]:
+        if self._pyramid is None:
+            self._pyramid = box_pyramid(self.grey(), len(BOX_STEPS), gradients=self.gradients())
+        return self._pyramid
+
 
 _CAMERA_MAX_POINTS = 2048
+_SNAP_INNER = 0.6  # camera_snap's photometric check compares own and camera motion over this central part of a box
 _CAMERA_MIN_INLIERS = 0.3
 
 
@@ -213,6 +238,28 @@ def camera_box_motion(homography: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return moved - centres
 
 
+def camera_box_affine(homography: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A homography's motion over each box, linearised at the box centre, in the form of
+    :class:`mmtrack_corr.refine.BoxFit`: centre displacement (N, 2) and linear part (N, 2, 2) per box-normalised
+    offset (``-1..1`` from the centre to the edges), both in the homography's pixels.
+
+    Example:
+        >>> zoom = np.diag([1.1, 1.1, 1.0])  # 10 % zoom about the origin
+        >>> t, a = camera_box_affine(zoom, np.array([[10.0, 20.0, 30.0, 60.0]]))
+        >>> t.round(6).tolist(), a.round(6).tolist()
+        ([[2.0, 4.0]], [[[1.0, 0.0], [0.0, 2.0]]])
+    """
+    h = np.asarray(homography, np.float64)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    centre = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=-1)
+    half = np.stack([(b[:, 2] - b[:, 0]) / 2, (b[:, 3] - b[:, 1]) / 2], axis=-1)
+    mapped = np.concatenate([centre, np.ones((len(b), 1))], axis=1) @ h.T
+    w = mapped[:, 2:3]
+    moved = mapped[:, :2] / w
+    jacobian = (h[None, :2, :2] - moved[:, :, None] * h[None, 2:3, :2]) / w[:, :, None]  # d(moved) / d(point)
+    return moved - centre, (jacobian - np.eye(2)[None]) * half[:, None, :]
+
+
 def _check_frame(frame: object, name: str) -> np.ndarray:
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"{name}: expected a numpy uint8 image (H, W, 3) BGR, got {type(frame).__name__}")
@@ -257,16 +304,24 @@ class MotionEstimator:
             head, in frame pixels, the larger of the two axes - exceeds this many pixels comes back as a NaN row
             (the tracker then uses its Kalman prediction). None never flags.
         camera_snap: with a number of pixels: the camera's homography is fitted to the head's own dense field
-            (:func:`fit_camera_homography`, RANSAC over the confident cells), and a box whose learned displacement
-            lies within ``camera_snap`` frame pixels of the homography's displacement of its centre takes the
+            (:func:`fit_camera_homography`, RANSAC over the confident cells), and a box whose displacement lies
+            within ``camera_snap`` frame pixels of the homography's displacement of its centre takes the
             homography's - the field's noise averaged over the whole frame instead of one box, while boxes moving
-            on their own (further than that from the camera motion) keep their learned motion. Such boxes are never
-            flagged by ``uncertainty_thresh``. None (default) reads every box from the field.
+            on their own (further than that from the camera motion) keep their own motion. With ``box_refine``, a
+            box also takes the camera's motion when the frames agree with it better than with the box's own fit
+            over the inner 60 % of the box (:func:`mmtrack_corr.refine.box_residual`): that catches background
+            boxes where the head's field was grossly wrong. Snapped boxes are never flagged by
+            ``uncertainty_thresh``. None (default) keeps every box's own motion.
         refine: Lucas-Kanade steps that refine the head's field on the working-size frames before anything is read
             from it (:func:`mmtrack_corr.refine.refine_flow`: per cell, brightness offset eliminated, steps clipped
             to 2 px); 0 uses the head's field as it is. The learned field finds the large motions, the steps remove
             its sub-pixel regression error where the frames are textured. Default :data:`DEFAULT_REFINE` = 2 (see
             the README's motion benchmark for what it buys and costs).
+        box_refine: fit each box's own motion to the frames after reading it from the field
+            (:func:`mmtrack_corr.refine.refine_boxes`: affine Lucas-Kanade over the box on the working-size frames,
+            half resolution then full, from the box average of the field): the box's pixels pooled in one fit
+            instead of cell by cell, and the affine part removes the bias a translation fit has where the motion
+            varies over a large box. Default :data:`DEFAULT_BOX_REFINE` (True).
 
     Raises:
         TypeError: ``model`` is not a MotionModel.
@@ -294,6 +349,7 @@ class MotionEstimator:
         uncertainty_thresh: float | None = None,
         camera_snap: float | None = None,
         refine: int = DEFAULT_REFINE,
+        box_refine: bool = DEFAULT_BOX_REFINE,
     ) -> None:
         if not isinstance(model, MotionModel):
             raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
@@ -323,6 +379,8 @@ class MotionEstimator:
                 raise ValueError(f"{name}: expected a number of pixels > 0 or None, got {value!r}")
         if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
             raise ValueError(f"refine: expected an int >= 0 (Lucas-Kanade steps; 0 = off), got {refine!r}")
+        if not isinstance(box_refine, bool):
+            raise ValueError(f"box_refine: expected True or False, got {box_refine!r}")
         if device is not None:
             model = model.to(device)
         self.model = model.eval()
@@ -332,6 +390,7 @@ class MotionEstimator:
         self.uncertainty_thresh = None if uncertainty_thresh is None else float(uncertainty_thresh)
         self.camera_snap = None if camera_snap is None else float(camera_snap)
         self.refine = int(refine)
+        self.box_refine = box_refine
         self._cache: list[_CachedFrame] = []
 
     @classmethod
@@ -347,6 +406,7 @@ class MotionEstimator:
         uncertainty_thresh: float | None = None,
         camera_snap: float | None = None,
         refine: int = DEFAULT_REFINE,
+        box_refine: bool = DEFAULT_BOX_REFINE,
     ) -> MotionEstimator:
         """Load shipped weights by name (sha256-checked) or a weights file by path.
 
@@ -355,7 +415,7 @@ class MotionEstimator:
                 :func:`~mmtrack_corr.motion_model.save_motion_model`.
             device: where to run.
             expected_sha256: hex sha256 the file must have (shipped weights are always checked).
-            head, max_side, working_size, uncertainty_thresh, camera_snap, refine: as the constructor.
+            head, max_side, working_size, uncertainty_thresh, camera_snap, refine, box_refine: as the constructor.
 
         Returns:
             The estimator.
@@ -374,6 +434,7 @@ class MotionEstimator:
             uncertainty_thresh=uncertainty_thresh,
             camera_snap=camera_snap,
             refine=refine,
+            box_refine=box_refine,
         )
 
     @property
@@ -429,11 +490,16 @@ class MotionEstimator:
         return self._entry(frame).feats
 
     def _motion(self, prev_frame: np.ndarray, frame: np.ndarray) -> MotionOutput:
+        return self._motion_entries(prev_frame, frame)[0]
+
+    def _motion_entries(
+        self, prev_frame: np.ndarray, frame: np.ndarray
+    ) -> tuple[MotionOutput, _CachedFrame, _CachedFrame]:
         e1 = self._entry(prev_frame)
         e2 = self._entry(frame)
         out = self.model.forward_features(e1.feats, e2.feats, self.head)
         if not self.refine:
-            return out
+            return out, e1, e2
         flow = refine_flow(
             e1.grey(),
             e2.grey(),
@@ -443,7 +509,7 @@ class MotionEstimator:
             gradients1=e1.gradients(),
             gradients2=e2.gradients(),
         )
-        return MotionOutput(flow, out.log_scale, out.stride, out.aux)
+        return MotionOutput(flow, out.log_scale, out.stride, out.aux), e1, e2
 
     def _frames(self, prev_bgr: object, cur_bgr: object) -> tuple[np.ndarray, np.ndarray]:
         prev = _check_frame(prev_bgr, "prev_bgr")
@@ -453,18 +519,50 @@ class MotionEstimator:
         return prev, cur
 
     def _read_boxes(
-        self, out: MotionOutput, boxes: np.ndarray, frame_hw: tuple[int, int]
+        self,
+        out: MotionOutput,
+        boxes: np.ndarray,
+        frame_hw: tuple[int, int],
+        entries: tuple[_CachedFrame, _CachedFrame] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Box displacements and sigmas from a field; ``entries`` (the two frames) enable the box refinement and
+        camera_snap's photometric check."""
         height, width = frame_hw
         wh, ww = self.working_size_for(height, width)
         factor = np.array([width / ww, height / wh])
         disp, sigma = read_box_motion(out, boxes, scale=(factor[0], factor[1]), frame_size=frame_hw)
+        work = _clipped(boxes, frame_hw) / np.tile(factor, 2)  # boxes in working-size pixels
+        fit = None
+        if self.box_refine and entries is not None:
+            e1, e2 = entries
+            fit = refine_boxes(
+                e1.grey(),
+                e2.grey(),
+                torch.from_numpy(work).to(self.device),
+                torch.from_numpy(disp / factor).to(self.device),
+                pyramid1=e1.pyramid(),
+                pyramid2=e2.pyramid(),
+            )
+            disp = fit.displacements.cpu().numpy() * factor
         snapped = np.zeros(len(disp), bool)
         if self.camera_snap is not None:
             homography = fit_camera_homography(out)
             if homography is not None:
-                camera = camera_box_motion(homography, _clipped(boxes, frame_hw) / np.tile(factor, 2)) * factor
+                cam_t, cam_a = camera_box_affine(homography, work)
+                camera = cam_t * factor
                 snapped = np.linalg.norm(disp - camera, axis=1) <= self.camera_snap
+                if fit is not None and entries is not None:  # the frames' verdict over each box's centre
+                    inner = torch.from_numpy(_inner(work, _SNAP_INNER)).to(self.device)
+                    grey1, grey2 = entries[0].grey(), entries[1].grey()
+                    own = box_residual(grey1, grey2, inner, fit.displacements, fit.affine * _SNAP_INNER)
+                    cam = box_residual(
+                        grey1,
+                        grey2,
+                        inner,
+                        torch.from_numpy(cam_t).to(self.device),
+                        torch.from_numpy(cam_a * _SNAP_INNER).to(self.device),
+                    )
+                    snapped |= (cam < own).cpu().numpy()
                 disp[snapped] = camera[snapped]
         if self.uncertainty_thresh is not None:
             disp[(sigma > self.uncertainty_thresh) & ~snapped] = np.nan
@@ -523,7 +621,8 @@ class MotionEstimator:
             if boxes.shape[0] == 0:
                 disp, sigma = np.zeros((0, 2)), np.zeros(0)
             else:
-                disp, sigma = self._read_boxes(self._motion(prev, cur), boxes, prev.shape[:2])
+                out, e1, e2 = self._motion_entries(prev, cur)
+                disp, sigma = self._read_boxes(out, boxes, prev.shape[:2], (e1, e2))
         return (disp, sigma) if return_uncertainty else disp
 
     def dense(self, prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> np.ndarray:
@@ -598,13 +697,15 @@ class MotionEstimator:
             if boxes.shape[0] == 0:
                 self._features(cur)
                 return np.zeros((0, 2))
-            return self._read_boxes(self._motion(prev, cur), boxes, prev.shape[:2])[0]
+            out, e1, e2 = self._motion_entries(prev, cur)
+            return self._read_boxes(out, boxes, prev.shape[:2], (e1, e2))[0]
 
     def __repr__(self) -> str:
         return (
             f"MotionEstimator(head={self.head or self.model.config.heads[0]!r}, device={str(self.device)!r}, "
             f"max_side={self.max_side}, working_size={self.working_size}, "
-            f"uncertainty_thresh={self.uncertainty_thresh}, camera_snap={self.camera_snap}, refine={self.refine})"
+            f"uncertainty_thresh={self.uncertainty_thresh}, camera_snap={self.camera_snap}, refine={self.refine}, "
+            f"box_refine={self.box_refine})"
         )
 
 
@@ -613,6 +714,7 @@ def default_motion_source(
     device: str = "cpu",
     uncertainty_thresh: float | None = None,
     refine: int = DEFAULT_REFINE,
+    box_refine: bool = DEFAULT_BOX_REFINE,
 ) -> MotionEstimator:
     """The motion source ``mmtrack-eval --tracker motion`` builds when no ``--motion-source`` is given.
 
@@ -623,6 +725,8 @@ def default_motion_source(
             fallback in the tracker); None = never.
         refine: ``--motion-refine``: Lucas-Kanade steps on the estimator's field (0 = off; default
             :data:`DEFAULT_REFINE`).
+        box_refine: ``--motion-box-refine`` / ``--no-motion-box-refine``: fit each box's motion to the frames
+            (default :data:`DEFAULT_BOX_REFINE`).
 
     Returns:
         A :class:`MotionEstimator` (a ``trackers.MotionSource``).
@@ -635,4 +739,5 @@ def default_motion_source(
         device=device,
         uncertainty_thresh=uncertainty_thresh,
         refine=refine,
+        box_refine=box_refine,
     )

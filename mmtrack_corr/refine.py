@@ -26,12 +26,28 @@ Everything is plain PyTorch on the field's device; no parameters, no training.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LAMBDA", "MAX_STEP", "WINDOW", "grey_image", "image_gradients", "refine_flow"]
+__all__ = [
+    "BOX_SAMPLES",
+    "BOX_STEPS",
+    "LAMBDA",
+    "LAMBDA_AFFINE",
+    "MAX_STEP",
+    "WINDOW",
+    "BoxFit",
+    "box_pyramid",
+    "box_residual",
+    "grey_image",
+    "image_gradients",
+    "refine_boxes",
+    "refine_flow",
+]
 
 #: Tikhonov weight per pixel (grey levels in [0, 1]): a cell needs gradient energy above ~1e-5 per pixel to move.
 LAMBDA = 1e-5
@@ -193,3 +209,272 @@ def refine_flow(
         step = step.clamp(-max_step, max_step) * (n >= _MIN_VALID).unsqueeze(1).to(dtype)
         cells = cells + step
     return cells.to(flow.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------- per box
+#: Gauss-Newton steps of :func:`refine_boxes` per pyramid level, coarsest (half resolution) first.
+BOX_STEPS = (2, 3)
+#: Sample points per box side in :func:`refine_boxes` and :func:`box_residual`.
+BOX_SAMPLES = 20
+#: Tikhonov weight per sample on the affine part of :func:`refine_boxes` (pixels of displacement per half box).
+LAMBDA_AFFINE = 1e-4
+_BOX_MIN_VALID = 0.25  # a box with fewer of its samples inside both frames keeps its value (and has no residual)
+
+
+class BoxFit(NamedTuple):
+    """Per-box motion from :func:`refine_boxes`: an affine motion about each box centre.
+
+    Attributes:
+        displacements: (N, 2) ``(dx, dy)`` of the box centre, image pixels.
+        affine: (N, 2, 2) the linear part: the motion at box-normalised offset ``X`` (``-1..1`` from the centre to
+            the edges, per axis) is ``displacements + affine @ X``.
+        residual: (N,) mean squared photometric residual over the box after the fit, brightness offset removed
+            (:func:`box_residual`); ``inf`` where fewer than a quarter of the samples lie inside both frames.
+    """
+
+    displacements: Tensor
+    affine: Tensor
+    residual: Tensor
+
+
+def _box_offsets(boxes: Tensor, samples: int) -> tuple[Tensor, Tensor]:
+    """Sample points of each box (N, S*S, 2), image pixels, and their box-normalised offsets X (N, S*S, 2) in
+    (-1, 1): an S x S grid of cell centres spanning the box (continuous coordinates, pixel ``j`` covers [j, j+1))."""
+    k = (2.0 * torch.arange(samples, dtype=boxes.dtype, device=boxes.device) + 1.0) / samples - 1.0
+    offsets = torch.stack(
+        [k.view(1, samples).expand(samples, samples), k.view(samples, 1).expand(samples, samples)], -1
+    )
+    offsets = offsets.reshape(1, samples * samples, 2)
+    centre = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+    half = (boxes[:, None, 2:] - boxes[:, None, :2]) / 2
+    return centre + half * offsets, offsets.expand(boxes.shape[0], -1, -1)
+
+
+def _sample(image: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+    """Bilinear samples of a (1, C, H, W) image at (N, P, 2) pixel positions: (N, P, C), and (N, P) 1.0 where the
+    position lies inside the image."""
+    _, _, height, width = image.shape
+    grid = points * torch.tensor([2.0 / width, 2.0 / height], dtype=points.dtype, device=points.device) - 1.0
+    inside = (grid.abs().amax(dim=-1) < 1.0).to(image.dtype)
+    out = F.grid_sample(image, grid[None].to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0].permute(1, 2, 0), inside
+
+
+def _check_box_inputs(
+    image1: Tensor, image2: Tensor, boxes: Tensor, displacements: Tensor, affine: Tensor | None
+) -> None:
+    if image1.dim() != 4 or image1.shape[:2] != (1, 1):
+        raise ValueError(f"image1: expected a (1, 1, H, W) grey image, got {tuple(image1.shape)}")
+    if image2.shape != image1.shape:
+        raise ValueError(f"image2: expected the shape of image1 {tuple(image1.shape)}, got {tuple(image2.shape)}")
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes: expected shape (N, 4), got {tuple(boxes.shape)}")
+    if tuple(displacements.shape) != (boxes.shape[0], 2):
+        raise ValueError(f"displacements: expected shape {(boxes.shape[0], 2)}, got {tuple(displacements.shape)}")
+    if affine is not None and tuple(affine.shape) != (boxes.shape[0], 2, 2):
+        raise ValueError(f"affine: expected shape {(boxes.shape[0], 2, 2)}, got {tuple(affine.shape)}")
+
+
+def _halved(image: Tensor) -> Tensor:
+    """2x2 averages (``avg_pool2d(image, 2)``: an odd last row or column is dropped), as a reshape and a mean."""
+    b, c, h, w = image.shape
+    even = image[..., : h // 2 * 2, : w // 2 * 2]
+    return even.reshape(b, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+
+
+def box_pyramid(image: Tensor, levels: int = len(BOX_STEPS), gradients: Tensor | None = None) -> tuple[Tensor, ...]:
+    """The image pyramid :func:`refine_boxes` samples: per level, finest first, a (1, 3, h, w) float32 tensor of
+    the grey image and its :func:`image_gradients`; level ``k`` is the 2x2 average of level ``k - 1``.
+
+    Args:
+        image: (1, 1, H, W) grey, levels in [0, 1].
+        levels: number of levels (>= 1).
+        gradients: :func:`image_gradients` of ``image`` when already computed.
+
+    Returns:
+        ``levels`` tensors, full resolution first.
+
+    Example:
+        >>> [tuple(t.shape) for t in box_pyramid(torch.zeros(1, 1, 64, 96), 2)]
+        [(1, 3, 64, 96), (1, 3, 32, 48)]
+    """
+    if image.dim() != 4 or image.shape[:2] != (1, 1):
+        raise ValueError(f"image: expected a (1, 1, H, W) grey image, got {tuple(image.shape)}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels: expected an int >= 1, got {levels!r}")
+    grey = image.to(torch.float32)
+    grads = image_gradients(grey) if gradients is None else gradients.to(torch.float32)
+    out = [torch.cat([grey, grads], dim=1)]
+    for _ in range(levels - 1):
+        grey = _halved(grey)
+        out.append(torch.cat([grey, image_gradients(grey)], dim=1))
+    return tuple(out)
+
+
+def box_residual(
+    image1: Tensor,
+    image2: Tensor,
+    boxes: Tensor,
+    displacements: Tensor,
+    affine: Tensor | None = None,
+    *,
+    samples: int = BOX_SAMPLES,
+) -> Tensor:
+    """How well a motion explains each box: mean squared difference of the two frames over the box's sample points,
+    frame t sampled where the motion moves each point, brightness offset removed (the variance of the difference).
+
+    Args:
+        image1: frame t-1, (1, 1, H, W) grey, levels in [0, 1].
+        image2: frame t, same shape.
+        boxes: (N, 4) xyxy image pixels of frame t-1.
+        displacements: (N, 2) motion of each box centre, pixels.
+        affine: (N, 2, 2) linear part about the centre (:class:`BoxFit`), or None for a pure translation.
+        samples: sample points per box side.
+
+    Returns:
+        (N,) residuals, float32 (grey levels squared); ``inf`` where fewer than a quarter of the samples lie inside
+        both frames.
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    _check_box_inputs(image1, image2, boxes, displacements, affine)
+    dtype = torch.float32
+    points, offsets = _box_offsets(boxes.to(torch.float64), samples)
+    motion = displacements.to(torch.float64)[:, None, :]
+    if affine is not None:
+        motion = motion + torch.einsum("nij,npj->npi", affine.to(torch.float64), offsets)
+    s1, in1 = _sample(image1.to(dtype), points.to(dtype))
+    s2, in2 = _sample(image2.to(dtype), (points + motion).to(dtype))
+    valid = in1 * in2
+    diff = s2[..., 0] - s1[..., 0]
+    count = valid.sum(dim=1).clamp(min=1.0)
+    mean = (diff * valid).sum(dim=1) / count
+    var = ((diff - mean[:, None]) ** 2 * valid).sum(dim=1) / count
+    return torch.where(valid.mean(dim=1) >= _BOX_MIN_VALID, var, torch.full_like(var, math.inf))
+
+
+def refine_boxes(
+    image1: Tensor,
+    image2: Tensor,
+    boxes: Tensor,
+    displacements: Tensor,
+    *,
+    affine: Tensor | None = None,
+    steps: tuple[int, ...] = BOX_STEPS,
+    samples: int = BOX_SAMPLES,
+    lam: float = LAMBDA,
+    lam_affine: float = LAMBDA_AFFINE,
+    max_step: float = MAX_STEP,
+    pyramid1: Sequence[Tensor] | None = None,
+    pyramid2: Sequence[Tensor] | None = None,
+) -> BoxFit:
+    """Fit each box's motion to the frames: affine Lucas-Kanade over the box, coarse to fine, from a starting value.
+
+    A box's displacement is the mean motion of its pixels; where the motion varies over the box (zoom, rotation,
+    perspective of a large box) a translation fitted to the pixels weights them by their texture, so texture on one
+    side biases it toward that side's motion. Fitting an affine motion about the box centre removes that bias: the
+    mean of an affine field over a rectangle is its value at the centre. Each step solves, over ``samples x
+    samples`` points spanning the box (bilinear), for the update of the centre displacement, of the 2x2 linear part
+    and of a brightness offset (eliminated exactly), with the gradient of the efficient second-order minimisation,
+    a Tikhonov weight ``lam`` on the displacement and ``lam_affine`` on the linear part, and each component clipped
+    to ``max_step`` pixels. ``steps[k]`` steps run at level ``k`` of a pyramid of 2x2 averages, coarsest first
+    (the default (2, 3): two at half resolution, where a start a few pixels off is within reach, then three at full
+    resolution).
+
+    Args:
+        image1: frame t-1, (1, 1, H, W) grey, levels in [0, 1] (:func:`grey_image`).
+        image2: frame t, same shape.
+        boxes: (N, 4) xyxy pixels of frame t-1 (clip them to the image first: samples outside count for nothing).
+        displacements: (N, 2) starting ``(dx, dy)`` of each box (e.g. the box average of a head's field), pixels.
+        affine: (N, 2, 2) starting linear part, or None for zero.
+        steps: Gauss-Newton steps per pyramid level, coarsest first; ``(3,)`` is three steps at full resolution only.
+        samples: sample points per box side.
+        lam: Tikhonov weight per sample on the displacement update (> 0).
+        lam_affine: Tikhonov weight per sample on the linear part's update (> 0).
+        max_step: per-step clip of each component, pixels of the level (> 0).
+        pyramid1: :func:`box_pyramid` of ``image1`` with at least ``len(steps)`` levels, when already computed (a
+            video's frame is the current frame of one pair and the previous frame of the next).
+        pyramid2: the same for ``image2``.
+
+    Returns:
+        :class:`BoxFit`: displacements (N, 2) in the dtype of ``displacements`` (float32 for half types), affine
+        (N, 2, 2) and residual (N,) (:func:`box_residual` of the result). A box with fewer than a quarter of its
+        samples inside both frames keeps its starting value.
+
+    Raises:
+        ValueError: shapes that do not match, or bad ``steps`` / ``samples`` / ``lam`` / ``lam_affine`` /
+            ``max_step`` / ``pyramid1`` / ``pyramid2``.
+
+    Example:
+        >>> yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(128.0), indexing="ij")
+        >>> def frame(sx, sy):  # a texture moved by (sx, sy)
+        ...     return (0.5 + 0.2 * torch.sin((xx - sx) / 5) + 0.2 * torch.cos((yy - sy) / 4)).view(1, 1, 96, 128)
+        >>> box = torch.tensor([[30.0, 20.0, 90.0, 70.0]])
+        >>> fit = refine_boxes(frame(0.0, 0.0), frame(2.5, -1.5), box, torch.zeros(1, 2))
+        >>> [round(v, 2) for v in fit.displacements[0].tolist()]
+        [2.5, -1.5]
+    """
+    _check_box_inputs(image1, image2, boxes, displacements, affine)
+    ok_steps = (
+        isinstance(steps, tuple)
+        and len(steps) >= 1
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps)
+    )
+    if not ok_steps:
+        raise ValueError(f"steps: expected a non-empty tuple of ints >= 0 (one per pyramid level), got {steps!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise ValueError(f"samples: expected an int >= 2, got {samples!r}")
+    for name, value in (("lam", lam), ("lam_affine", lam_affine), ("max_step", max_step)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    levels = len(steps)
+    pyramids: list[Sequence[Tensor]] = []
+    for name, image, given in (("pyramid1", image1, pyramid1), ("pyramid2", image2, pyramid2)):
+        if given is None:
+            pyramids.append(box_pyramid(image, levels))
+        elif len(given) < levels or tuple(given[0].shape) != (1, 3, *image1.shape[2:]):
+            shapes = [tuple(level.shape) for level in given]
+            raise ValueError(
+                f"{name}: expected box_pyramid() of the image with >= {levels} levels, got levels of shapes {shapes}"
+            )
+        else:
+            pyramids.append(given)
+    dtype = torch.float32
+    n_boxes = boxes.shape[0]
+    b64 = boxes.to(torch.float64)
+    disp = displacements.to(dtype)
+    lin = torch.zeros(n_boxes, 2, 2, dtype=dtype, device=disp.device) if affine is None else affine.to(dtype)
+    reg = torch.tensor([lam, lam, lam_affine, lam_affine, lam_affine, lam_affine, 0.0], dtype=dtype, device=disp.device)
+    eye = torch.eye(7, dtype=dtype, device=disp.device) * 1e-7  # keeps a box with no valid sample solvable
+    for level, count in enumerate(steps):
+        if count == 0 or n_boxes == 0:
+            continue
+        index = levels - 1 - level
+        factor = 2**index
+        frame1, frame2 = pyramids[0][index].to(dtype), pyramids[1][index].to(dtype)
+        points, offsets = _box_offsets(b64 / factor, samples)
+        points, offsets = points.to(dtype), offsets.to(dtype)
+        s1, in1 = _sample(frame1, points)
+        t, a = disp / factor, lin / factor
+        ox, oy = offsets[..., 0], offsets[..., 1]
+        for _ in range(count):
+            s2, in2 = _sample(frame2, points + t[:, None, :] + torch.einsum("nij,npj->npi", a, offsets))
+            valid = in1 * in2
+            gx = (s1[..., 1] + s2[..., 1]) / 2
+            gy = (s1[..., 2] + s2[..., 2]) / 2
+            diff = s2[..., 0] - s1[..., 0]
+            jac = torch.stack([gx, gy, gx * ox, gx * oy, gy * ox, gy * oy, -torch.ones_like(gx)], dim=-1)
+            weighted = jac * valid[..., None]
+            frac = valid.mean(dim=1)
+            normal = weighted.transpose(1, 2) @ jac / points.shape[1]
+            normal = normal + torch.diag_embed(reg[None] * frac[:, None]) + eye
+            rhs = -(weighted * diff[..., None]).mean(dim=1)
+            update = torch.linalg.solve(normal, rhs)
+            move = (frac >= _BOX_MIN_VALID).to(dtype)[:, None]
+            t = t + update[:, :2].clamp(-max_step, max_step) * move
+            a = a + (update[:, 2:6].clamp(-max_step, max_step) * move).view(-1, 2, 2)
+        disp, lin = t * factor, a * factor
+    residual = box_residual(image1, image2, boxes, disp, lin, samples=samples)
+    out_dtype = dtype if displacements.dtype in (torch.float16, torch.bfloat16) else displacements.dtype
+    return BoxFit(disp.to(out_dtype), lin, residual)

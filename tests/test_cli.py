@@ -265,13 +265,19 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     calls: list[dict[str, object]] = []
 
     def default_motion_source(
-        weights: str | None = None, device: str = "cpu", uncertainty_thresh: float | None = None, refine: int = 0
+        weights: str | None = None,
+        device: str = "cpu",
+        uncertainty_thresh: float | None = None,
+        refine: int = 0,
+        box_refine: bool = True,
     ) -> object:
         calls.append({"weights": weights, "device": device})
         if uncertainty_thresh is not None:
             calls[-1]["uncertainty_thresh"] = uncertainty_thresh
         if refine:
             calls[-1]["refine"] = refine
+        if not box_refine:
+            calls[-1]["box_refine"] = box_refine
         return zero_motion_source()
 
     fake = types.ModuleType("mmtrack_corr.estimator")
@@ -296,6 +302,9 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     assert main([*args, "--motion-refine", "3"]) == 0
     assert calls[-1] == {"weights": None, "device": "cpu", "refine": 3}
     assert json.loads((out / "metrics.json").read_text())["settings"]["motion_refine"] == 3
+    assert main([*args, "--no-motion-box-refine"]) == 0
+    assert calls[-1] == {"weights": None, "device": "cpu", "box_refine": False}
+    assert json.loads((out / "metrics.json").read_text())["settings"]["motion_box_refine"] is False
     capsys.readouterr()
 
     # the factory's own failure (bad weights, unknown device) is a user error naming the call

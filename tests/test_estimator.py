@@ -14,6 +14,7 @@ from mmtrack_corr.estimator import (
     DEFAULT_REFINE,
     MotionEstimator,
     box_mean,
+    camera_box_affine,
     camera_box_motion,
     default_motion_source,
     fit_camera_homography,
@@ -81,7 +82,7 @@ def test_box_mean_equals_trackers_read_out() -> None:
 @pytest.mark.parametrize("size", [pytest.param((96, 160), id="multiple_of_32"), pytest.param((90, 150), id="resized")])
 def test_units_and_scaling_back_to_frame_pixels(stride: int, size: tuple[int, int]) -> None:
     model = _FieldModel(stride)
-    est = MotionEstimator(model, refine=0)
+    est = MotionEstimator(model, refine=0, box_refine=False)
     h, w = size
     wh, ww = est.working_size_for(h, w)
     assert (wh, ww) == (96, 160)
@@ -118,16 +119,22 @@ def test_uncertainty_threshold_flags_boxes() -> None:
     model = _FieldModel(8, gain=0.0, log_scale=math.log(4.0))  # b = 4 working px on the right half, ~0 on the left
     boxes = np.array([[0.0, 0.0, 40.0, 40.0], [120.0, 0.0, 160.0, 40.0]])
     a, b = _frame(96, 160), _frame(96, 160, 1)
-    flagged = MotionEstimator(model, uncertainty_thresh=2.0, refine=0).box_displacements(a, b, boxes)
+    flagged = MotionEstimator(model, uncertainty_thresh=2.0, refine=0, box_refine=False).box_displacements(a, b, boxes)
     assert np.isfinite(flagged[0]).all() and np.isnan(flagged[1]).all()
-    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=None, refine=0).box_displacements(a, b, boxes)).all()
-    assert np.isfinite(MotionEstimator(model, uncertainty_thresh=5.0, refine=0).box_displacements(a, b, boxes)).all()
-    disp, sigma = MotionEstimator(model, uncertainty_thresh=2.0, refine=0).box_displacements(
+    assert np.isfinite(
+        MotionEstimator(model, uncertainty_thresh=None, refine=0, box_refine=False).box_displacements(a, b, boxes)
+    ).all()
+    assert np.isfinite(
+        MotionEstimator(model, uncertainty_thresh=5.0, refine=0, box_refine=False).box_displacements(a, b, boxes)
+    ).all()
+    disp, sigma = MotionEstimator(model, uncertainty_thresh=2.0, refine=0, box_refine=False).box_displacements(
         a, b, boxes, return_uncertainty=True
     )
     assert np.isnan(disp[1]).all() and sigma[0] < 0.1 and sigma[1] == pytest.approx(4.0)
-    assert MotionEstimator(model, refine=0).box_displacements(a, b, [], return_uncertainty=True)[1].shape == (0,)
-    unc = MotionEstimator(model, refine=0).uncertainty(a, b)
+    assert MotionEstimator(model, refine=0, box_refine=False).box_displacements(a, b, [], return_uncertainty=True)[
+        1
+    ].shape == (0,)
+    unc = MotionEstimator(model, refine=0, box_refine=False).uncertainty(a, b)
     assert unc.shape == (2, 96, 160) and unc[:, :, -1].min() == pytest.approx(4.0)
 
 
@@ -164,7 +171,7 @@ def test_empty_boxes_and_missing_frames() -> None:
 
 
 def test_boxes_outside_the_frame_are_clipped() -> None:
-    est = MotionEstimator(_FieldModel(8), refine=0)
+    est = MotionEstimator(_FieldModel(8), refine=0, box_refine=False)
     a, b = _frame(64, 96), _frame(64, 96, 1)
     out = est.box_displacements(a, b, np.array([[-50.0, -30.0, 40.0, 40.0], [200.0, 100.0, 260.0, 180.0]]))
     clipped = est.box_displacements(a, b, np.array([[0.0, 0.0, 40.0, 40.0], [96.0, 64.0, 96.0, 64.0]]))
@@ -315,8 +322,8 @@ def test_refinement_brings_the_shipped_heads_to_a_fraction_of_a_pixel(head: str)
     dx, dy = -11.0, 7.0  # whole pixels: no interpolation blur in the moved frame to bias the truth
     first, second = _translated(photo, dx, dy, 256, 320)
     box = np.array([[64.0, 64.0, 256.0, 192.0]])
-    assert est.refine == DEFAULT_REFINE == 2  # the estimator's default
-    est.refine = 0
+    assert est.refine == DEFAULT_REFINE == 2 and est.box_refine  # the estimator's defaults
+    est.refine, est.box_refine = 0, False
     plain = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()
     est.refine = 3
     refined = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()  # same features, refined field
@@ -324,6 +331,9 @@ def test_refinement_brings_the_shipped_heads_to_a_fraction_of_a_pixel(head: str)
     dense = est.dense(first, second)
     assert np.abs(np.median(dense[:, 64:192, 64:256], axis=(1, 2)) - [dx, dy]).max() <= 0.25
     assert "refine=3" in repr(est)
+    est.refine, est.box_refine = 0, True  # the box fit alone, from the head's plain field
+    boxed = np.abs(est.box_displacements(first, second, box)[0] - [dx, dy]).max()
+    assert boxed <= 0.05 and boxed < refined, (refined, boxed)
 
 
 def test_shipped_weights_in_the_tracker() -> None:
@@ -393,3 +403,67 @@ def test_camera_snap_replaces_noisy_background_boxes_and_keeps_moving_ones() -> 
 def test_bad_camera_snap(value: object) -> None:
     with pytest.raises(ValueError, match=r"camera_snap: expected a number of pixels > 0 or None"):
         MotionEstimator(_tiny_model(), camera_snap=value)  # type: ignore[arg-type]
+
+
+def test_camera_box_affine_is_the_homography_linearised_at_each_box_centre() -> None:
+    boxes = np.array([[10.0, 20.0, 90.0, 60.0], [200.0, 150.0, 230.0, 210.0]])
+    t, a = camera_box_affine(_CAMERA, boxes)
+    np.testing.assert_allclose(t, camera_box_motion(_CAMERA, boxes), atol=1e-9)
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], -1)
+    half = np.stack([(boxes[:, 2] - boxes[:, 0]) / 2, (boxes[:, 3] - boxes[:, 1]) / 2], -1)
+    eps = 1e-4
+    for k in range(2):  # central differences of the motion along each box-normalised axis
+        step = np.zeros_like(centres)
+        step[:, k] = eps * half[:, k]
+        plus = camera_box_motion(_CAMERA, np.concatenate([centres + step] * 2, axis=1))
+        minus = camera_box_motion(_CAMERA, np.concatenate([centres - step] * 2, axis=1))
+        np.testing.assert_allclose(a[:, :, k], (plus - minus) / (2 * eps), atol=1e-5)
+
+
+class _GivenFieldModel(MotionModel):
+    """A real encoder with a 'head' that returns a given stride-8 field (working pixels)."""
+
+    def __init__(self, flow: torch.Tensor) -> None:
+        super().__init__(MotionModelConfig(**_TINY))
+        self.flow = flow
+
+    def forward_features(self, feats1, feats2, head=None) -> MotionOutput:  # type: ignore[no-untyped-def, override]
+        return MotionOutput(self.flow.clone(), torch.zeros_like(self.flow), 8)
+
+
+def _panned(dx: float, dy: float, h: int = 192, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    return _translated(load_photo(HELDOUT_PHOTOS[1]), dx, dy, h, w)
+
+
+def test_box_refine_fits_each_box_to_the_frames() -> None:
+    first, second = _panned(-7.0, 4.0)  # the camera pans: the scene moves by (-7, 4)
+    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1) + 1.5 * torch.randn(
+        1, 2, 24, 32, generator=torch.Generator().manual_seed(0)
+    )
+    boxes = np.array([[20.0, 20.0, 80.0, 100.0], [120.0, 60.0, 220.0, 160.0]])
+    est = MotionEstimator(_GivenFieldModel(flow), max_side=None, refine=0, box_refine=False)
+    plain = np.abs(est.box_displacements(first, second, boxes) - [-7.0, 4.0]).max()
+    est.box_refine = True
+    fitted = np.abs(est.box_displacements(first, second, boxes) - [-7.0, 4.0]).max()
+    assert fitted < 0.1 < plain, (plain, fitted)
+    assert "box_refine=True" in repr(est)
+
+
+def test_camera_snap_takes_the_camera_where_the_frames_disagree_with_a_wrong_field() -> None:
+    first, second = _panned(-7.0, 4.0)
+    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
+    flow[:, :, 4:10, 4:10] += torch.tensor([16.0, -12.0]).view(1, 2, 1, 1)  # the head grossly wrong there
+    boxes = np.array([[40.0, 40.0, 72.0, 72.0], [150.0, 100.0, 200.0, 150.0]])  # in the wrong block, elsewhere
+    est = MotionEstimator(_GivenFieldModel(flow), max_side=None, refine=0, camera_snap=1.0)
+    got = est.box_displacements(first, second, boxes)
+    np.testing.assert_allclose(got, [[-7.0, 4.0]] * 2, atol=0.1)
+    est.camera_snap = None  # the box fit alone cannot come back from 20 px
+    assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 5.0
+
+
+@pytest.mark.parametrize("value", [0, 1, None, "yes"])
+def test_bad_box_refine(value: object) -> None:
+    with pytest.raises(ValueError, match=r"box_refine: expected True or False"):
+        MotionEstimator(_tiny_model(), box_refine=value)  # type: ignore[arg-type]

@@ -3,13 +3,23 @@ refuses bad arguments by name."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
-from mmtrack_corr.refine import MAX_STEP, grey_image, image_gradients, refine_flow
+from mmtrack_corr.refine import (
+    MAX_STEP,
+    box_pyramid,
+    box_residual,
+    grey_image,
+    image_gradients,
+    refine_boxes,
+    refine_flow,
+)
 
 
 def _pair(dx: float, dy: float, h: int = 128, w: int = 192, gain: float = 1.0, offset: float = 0.0):
@@ -110,3 +120,122 @@ def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
     image1, image2, flow, stride = (args.pop(k) for k in ("image1", "image2", "flow", "stride"))
     with pytest.raises(ValueError, match=match):
         refine_flow(image1, image2, flow, stride, **args)
+
+
+# ---------------------------------------------------------------------------------------------------- per box
+def _warped(matrix: np.ndarray, h: int = 128, w: int = 192):
+    """A held-out photograph and its image under the 2x3 affine ``matrix`` (frame-1 pixel -> frame-2 pixel, pixel
+    centres at integer + 0.5), as (1, 1, H, W) grey in [0, 1]."""
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    y0, x0 = (photo.shape[0] - h) // 2, (photo.shape[1] - w) // 2
+    grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+    crop = np.ascontiguousarray(grey[y0 : y0 + h, x0 : x0 + w])
+    # cv2 maps pixel indices; with centres at i + 0.5 the same affine map shifts by (A - I) @ (0.5, 0.5)
+    m = matrix.astype(np.float64).copy()
+    m[:, 2] += (m[:, :2] - np.eye(2)) @ np.array([0.5, 0.5])
+    second = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return torch.from_numpy(crop)[None, None], torch.from_numpy(second)[None, None]
+
+
+_BOX = torch.tensor([[40.0, 30.0, 140.0, 100.0], [70.0, 50.0, 110.0, 90.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(1.4, -0.7), (-4.6, 3.2)])
+def test_a_box_started_pixels_off_comes_back_to_the_true_translation(dx: float, dy: float) -> None:
+    first, second = _warped(np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]))
+    start = torch.tensor([[dx, dy]], dtype=torch.float64) + torch.tensor([[2.5, -2.0], [-2.0, -2.5]])
+    fit = refine_boxes(first, second, _BOX, start)
+    assert fit.displacements.dtype == torch.float64
+    err = (fit.displacements - torch.tensor([dx, dy], dtype=torch.float64)).norm(dim=1)
+    assert float(err.max()) < 0.1, err
+    assert float(fit.affine.abs().max()) < 0.1  # no zoom or rotation to find
+    assert bool((fit.residual < box_residual(first, second, _BOX, start)).all())
+
+
+def test_under_a_zoom_the_affine_fit_returns_the_box_centre_motion() -> None:
+    # 5 % zoom and a small rotation about (20, 10): over a 100 px box the motion varies by ~5 px
+    a = np.array([[1.05, -0.02], [0.02, 1.05]])
+    centre = np.array([20.0, 10.0])
+    matrix = np.concatenate([a, (centre - a @ centre)[:, None]], axis=1)
+    first, second = _warped(matrix)
+    centres = ((_BOX[:, :2] + _BOX[:, 2:]) / 2).numpy()
+    truth = centres @ a.T + matrix[:, 2] - centres  # the mean motion over a box = the motion of its centre
+    fit = refine_boxes(first, second, _BOX, torch.zeros(2, 2, dtype=torch.float64))
+    np.testing.assert_allclose(fit.displacements.numpy(), truth, atol=0.1)
+    half = ((_BOX[:, 2:] - _BOX[:, :2]) / 2).numpy()
+    expected_linear = (a - np.eye(2))[None] * half[:, None, :]  # per box-normalised offset
+    np.testing.assert_allclose(fit.affine.numpy(), expected_linear, atol=0.15)
+
+
+def test_box_brightness_offset_is_absorbed_and_steps_are_clipped() -> None:
+    first, second = _warped(np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]]))
+    fit = refine_boxes(first, second + 0.07, _BOX, torch.zeros(2, 2))
+    np.testing.assert_allclose(fit.displacements.numpy(), [[2.0, -1.0]] * 2, atol=0.1)
+    one = refine_boxes(first, second, _BOX, torch.full((2, 2), 12.0), steps=(1,))
+    assert float((one.displacements - 12.0).abs().max()) <= MAX_STEP + 1e-5
+    start = torch.randn(2, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(refine_boxes(first, second, _BOX, start, steps=(0, 0)).displacements, start)
+
+
+def test_a_box_outside_the_frame_keeps_its_start_and_has_no_residual() -> None:
+    first, second = _warped(np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
+    boxes = torch.tensor([[300.0, 300.0, 340.0, 350.0], [40.0, 30.0, 140.0, 100.0]])
+    start = torch.tensor([[3.0, -2.0], [0.0, 0.0]])
+    fit = refine_boxes(first, second, boxes, start)
+    assert torch.equal(fit.displacements[0], start[0]) and math.isinf(float(fit.residual[0]))
+    assert math.isfinite(float(fit.residual[1]))
+    empty = refine_boxes(first, second, torch.zeros(0, 4), torch.zeros(0, 2))
+    assert empty.displacements.shape == (0, 2) and empty.residual.shape == (0,)
+
+
+def test_box_residual_is_smallest_at_the_true_motion() -> None:
+    first, second = _warped(np.array([[1.0, 0.0, 3.0], [0.0, 1.0, -2.0]]))
+    right = box_residual(first, second, _BOX, torch.tensor([[3.0, -2.0]] * 2))
+    wrong = box_residual(first, second, _BOX, torch.tensor([[0.0, 0.0]] * 2))
+    assert bool((right * 20 < wrong).all()), (right, wrong)
+    assert float(box_residual(first, first + 0.1, _BOX, torch.zeros(2, 2)).max()) < 1e-10  # offset removed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        pytest.param({"image1": torch.zeros(2, 1, 32, 32)}, r"image1: expected a \(1, 1, H, W\)", id="batch"),
+        pytest.param({"image2": torch.zeros(1, 1, 32, 40)}, r"image2: expected the shape of image1", id="image2"),
+        pytest.param({"boxes": torch.zeros(3, 5)}, r"boxes: expected shape \(N, 4\)", id="boxes"),
+        pytest.param({"displacements": torch.zeros(2, 2)}, r"displacements: expected shape \(3, 2\)", id="disp"),
+        pytest.param({"affine": torch.zeros(3, 2)}, r"affine: expected shape \(3, 2, 2\)", id="affine"),
+        pytest.param({"steps": ()}, "steps: expected a non-empty tuple", id="steps_empty"),
+        pytest.param({"steps": (2, -1)}, "steps: expected a non-empty tuple", id="steps_negative"),
+        pytest.param({"steps": [2, 3]}, "steps: expected a non-empty tuple", id="steps_list"),
+        pytest.param({"samples": 1}, "samples: expected an int >= 2", id="samples"),
+        pytest.param({"lam_affine": -1.0}, "lam_affine: expected a finite number > 0", id="lam_affine"),
+        pytest.param({"max_step": float("inf")}, "max_step: expected a finite number > 0", id="max_step"),
+        pytest.param({"pyramid1": (torch.zeros(1, 3, 32, 32),)}, r"pyramid1: expected box_pyramid\(\)", id="levels"),
+        pytest.param({"pyramid2": [torch.zeros(1, 3, 16, 16)] * 2}, r"pyramid2: .* shapes", id="pyramid_shape"),
+    ],
+)
+def test_refine_boxes_bad_arguments_are_named(kwargs: dict, match: str) -> None:
+    args = {
+        "image1": torch.zeros(1, 1, 32, 32),
+        "image2": torch.zeros(1, 1, 32, 32),
+        "boxes": torch.zeros(3, 4),
+        "displacements": torch.zeros(3, 2),
+    }
+    args.update(kwargs)
+    image1, image2, boxes, disp = (args.pop(k) for k in ("image1", "image2", "boxes", "displacements"))
+    with pytest.raises(ValueError, match=match):
+        refine_boxes(image1, image2, boxes, disp, **args)
+
+
+def test_given_pyramids_give_the_same_fit_and_box_pyramid_checks_its_arguments() -> None:
+    first, second = _warped(np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]]))
+    plain = refine_boxes(first, second, _BOX, torch.zeros(2, 2))
+    pyr1, pyr2 = box_pyramid(first, 3, gradients=image_gradients(first)), box_pyramid(second, 3)
+    given = refine_boxes(first, second, _BOX, torch.zeros(2, 2), pyramid1=pyr1, pyramid2=pyr2)
+    assert torch.equal(plain.displacements, given.displacements)
+    assert tuple(pyr1[2].shape) == (1, 3, 32, 48)
+    torch.testing.assert_close(pyr1[1][:, :1], torch.nn.functional.avg_pool2d(first, 2))
+    with pytest.raises(ValueError, match=r"levels: expected an int >= 1"):
+        box_pyramid(first, 0)
+    with pytest.raises(ValueError, match=r"image: expected a \(1, 1, H, W\) grey image"):
+        box_pyramid(torch.zeros(1, 3, 8, 8))

@@ -5,7 +5,8 @@ Usage::
     mmtrack-eval DATA_DIR [--tracker bytetrack|motion|gmc] [--output OUT_DIR] [--format mot|visdrone|uavdt]
                  [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
-                 [--motion-weights PATH] [--motion-uncertainty PX] [--motion-refine STEPS] [--device cpu]
+                 [--motion-weights PATH] [--motion-uncertainty PX] [--motion-refine STEPS]
+                 [--[no-]motion-box-refine] [--device cpu]
                  [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
                  [--skip-bad-frames] [--sequences NAME ...] [--json PATH]
 
@@ -46,8 +47,8 @@ Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
 (:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
 zero-argument factory returning a :class:`trackers.motion.MotionSource`; without ``--motion-source``, the learned
 estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device,
-uncertainty_thresh=--motion-uncertainty, refine=--motion-refine)``, imported only
-then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
+uncertainty_thresh=--motion-uncertainty, refine=--motion-refine, box_refine=--motion-box-refine)``, imported
+only then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
 :class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
 frame's image, so the sequence's images must be present; a truncated JPEG/PNG or undecodable image stops the
 run with its path and frame (``--skip-bad-frames``: that frame is tracked without motion and named in a warning);
@@ -137,6 +138,7 @@ class _TrackerSpec:
     device: str = "cpu"
     motion_uncertainty: float | None = None
     motion_refine: int | None = None
+    motion_box_refine: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def _learned_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
         ("--motion-weights", args.motion_weights),
         ("--motion-uncertainty", args.motion_uncertainty),
         ("--motion-refine", args.motion_refine),
+        ("--motion-box-refine", args.motion_box_refine),
         ("--device", args.device),
     )
 
@@ -210,6 +213,8 @@ def _build_motion_source(spec: _TrackerSpec) -> Any:
                 extra["uncertainty_thresh"] = spec.motion_uncertainty
             if spec.motion_refine is not None:
                 extra["refine"] = spec.motion_refine
+            if spec.motion_box_refine is not None:
+                extra["box_refine"] = spec.motion_box_refine
             source = factory(weights=spec.motion_weights, device=spec.device, **extra)
         except (ValueError, TypeError, OSError, RuntimeError) as err:
             raise UserError(
@@ -417,6 +422,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "estimator's, 0 = off)",
     )
     p.add_argument(
+        "--motion-box-refine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="learned estimator: fit each box's own motion to the frames after reading it from the field (default: "
+        "the estimator's, on)",
+    )
+    p.add_argument(
         "--device",
         default=None,
         help="device of the learned estimator, e.g. cpu, cuda, cuda:1 (--tracker motion without --motion-source; "
@@ -527,6 +539,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         device=args.device or "cpu",
         motion_uncertainty=args.motion_uncertainty,
         motion_refine=args.motion_refine,
+        motion_box_refine=args.motion_box_refine,
     )
     layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
     jobs = []
@@ -860,6 +873,7 @@ def _run(argv: Sequence[str] | None) -> int:
         "motion_weights": args.motion_weights,
         "motion_uncertainty": args.motion_uncertainty,
         "motion_refine": args.motion_refine,
+        "motion_box_refine": args.motion_box_refine,
         "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
         "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
         "workers": args.workers,
