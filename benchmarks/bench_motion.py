@@ -51,7 +51,7 @@ from torch import Tensor
 from mmtrack_corr.estimator import DEFAULT_MAX_SIDE, MotionEstimator, box_mean
 from mmtrack_corr.motion_head import correlation_volume
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, load_motion_model
-from mmtrack_corr.refine import grey_image, refine_boxes, refine_flow
+from mmtrack_corr.refine import box_pyramid, grey_image, refine_boxes, refine_flow
 from mmtrack_corr.synthetic import SPEED_LEVELS, FramePair, background_boxes, make_pair, make_sequence
 from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_from_flow
 
@@ -242,15 +242,18 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
                 return refine_flow(grey1, grey2, motion.flow, motion.stride, iters=args.refine)
 
             out[f"refine ({args.refine} steps, {motion.stride}-px cells)"] = _median_ms(refine, args.repeats, sync)
-        if args.box_refine:  # the box fit of 50 boxes, both frames' pyramids included (an upper bound, as above)
+        if args.box_refine:  # the box fit: one frame's pyramid (the estimator builds one per frame), then the fit
             grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))
-            work = torch.from_numpy(boxes)
+            out["box pyramid (one frame)"] = _median_ms(lambda: box_pyramid(grey2), args.repeats, sync)
+            pyr1, pyr2 = box_pyramid(grey1), box_pyramid(grey2)
             start = torch.zeros(len(boxes), 2, dtype=torch.float64)
+            for n in (1, 10, 50):
+                work = torch.from_numpy(boxes[:n])
 
-            def fit() -> Tensor:
-                return refine_boxes(grey1, grey2, work, start).displacements
+                def fit(work: Tensor = work, n: int = n) -> Tensor:
+                    return refine_boxes(grey1, grey2, work, start[:n], pyramid1=pyr1, pyramid2=pyr2).displacements
 
-            out["box fit (50 boxes)"] = _median_ms(fit, args.repeats, sync)
+                out[f"box fit ({n} box{'es' if n > 1 else ''})"] = _median_ms(fit, args.repeats, sync)
         field = torch.cat([motion.flow[0], motion.log_scale[0].exp()], 0).float()
         tb = torch.from_numpy(boxes)
         out["read-out"] = _median_ms(lambda: box_mean(field, tb, motion.stride).cpu().numpy(), args.repeats, sync)
