@@ -184,8 +184,8 @@ class _CachedFrame:
 
 
 _CAMERA_MAX_POINTS = 2048
-_SNAP_INNER = 0.6  # camera_snap's photometric check compares own and camera motion over this central part of a box
 _CAMERA_MIN_INLIERS = 0.3
+_SNAP_INNER = 0.6  # camera_snap's photometric check compares own and camera motion over this central part of a box
 
 
 def fit_camera_homography(
@@ -233,9 +233,7 @@ def fit_camera_homography(
 
 def camera_box_motion(homography: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Displacement of each box centre under a homography: (N, 2), in the homography's pixels."""
-    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=-1)
-    moved = cv2.perspectiveTransform(centres.reshape(-1, 1, 2).astype(np.float64), homography).reshape(-1, 2)
-    return moved - centres
+    return camera_box_affine(homography, boxes)[0]
 
 
 def camera_box_affine(homography: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -587,10 +585,11 @@ class MotionEstimator:
     def box_displacements(
         self, prev_bgr: np.ndarray, cur_bgr: np.ndarray, boxes_xyxy: np.ndarray, *, return_uncertainty: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Displacement of each box from ``prev_bgr`` to ``cur_bgr``: the box average of the dense motion.
+        """Displacement of each box from ``prev_bgr`` to ``cur_bgr``: the box average of the dense motion, then (with
+        ``box_refine``) the box's own affine fit to the frames.
 
         Boxes are clipped to the frame first; a box wholly outside it (or too small to contain a motion cell)
-        reads the cell nearest its centre.
+        reads the cell nearest its centre (and keeps that value through the box fit).
 
         Args:
             prev_bgr: previous frame, uint8 (H, W, 3) BGR.

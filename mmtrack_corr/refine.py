@@ -1,4 +1,5 @@
-"""Photometric refinement of a head's coarse motion field: Lucas-Kanade steps per cell, on the working-size frames.
+"""Photometric refinement of a head's motion on the frames: Lucas-Kanade steps per cell of its field
+(:func:`refine_flow`) and an affine fit per box (:func:`refine_boxes`).
 
 The heads regress motion per stride-8 (or stride-32) cell from cost volumes of coarse features; whatever the size
 of the motion, what they return is off by a pixel or so of the working image (sub-cell regression from 81
@@ -19,6 +20,11 @@ a cell whose linearisation is wrong (occlusion, a boundary between two motions) 
 What it cannot do: a window measures one motion, the average over its pixels, so an error of the field that changes
 from cell to cell within a window is averaged, not removed (the heads' errors are smooth; a boundary between two
 motions stays as sharp as the head made it, since each cell keeps its own value plus its window's correction).
+
+Per box (:func:`refine_boxes`), the same residual over sample points spanning the box, with an affine motion about
+the box centre (six parameters and the offset), coarse to fine over a two-level pyramid: the whole box in one fit,
+and a box displacement that is the mean motion of its pixels even where the motion varies over the box. It starts
+from the field's box average and converges from a few pixels; a box whose start is 20 px off stays off.
 
 Everything is plain PyTorch on the field's device; no parameters, no training.
 """
