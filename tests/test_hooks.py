@@ -316,3 +316,40 @@ def test_detector_motion_box_displacements_and_motion_source() -> None:
         dm(_images(seed=t))
         out = tracker.update(box + t * np.array([3.0, -2.0, 3.0, -2.0]), np.array([0.9]), frame=frame)
     assert out.ids.tolist() == [1]
+
+
+def test_detector_motion_fits_boxes_to_the_frames() -> None:
+    """With the frames, a head 1.5 px off comes back to a held-out photograph's true translation."""
+    import cv2
+
+    from mmtrack_corr.motion_head import MotionOutput
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    def head(f1: list[Tensor], f2: list[Tensor]) -> MotionOutput:  # (-5.5, 3.5): 1.5 px off the truth on each axis
+        h, w = f2[0].shape[-2:]
+        flow = torch.tensor([-5.5, 3.5]).view(1, 2, 1, 1).expand(1, 2, h, w)
+        return MotionOutput(flow, torch.zeros(1, 2, h, w), 8)
+
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    y0, x0 = (photo.shape[0] - 128) // 2, (photo.shape[1] - 192) // 2
+    frames = [
+        cv2.warpAffine(photo, np.float32([[1, 0, -x0 - 7.0 * t], [0, 1, -y0 + 5.0 * t]]), (192, 128)) for t in range(2)
+    ]  # the scene moves by (-7, 5) per frame
+    dm = DetectorMotion(TinyYOLOX().eval(), yolox_layers(), head)
+    for frame in frames:
+        dm(torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255)
+    boxes = np.array([[30.0, 20.0, 100.0, 90.0], [110.0, 40.0, 170.0, 110.0]])
+    np.testing.assert_allclose(dm.box_displacements(boxes), [[-5.5, 3.5]] * 2)  # the head's own
+    fitted = dm.box_displacements(boxes, frames=(frames[0], frames[1]))
+    np.testing.assert_allclose(fitted, [[-7.0, 5.0]] * 2, atol=0.1)
+    source = dm.motion_source()  # box_refine by default
+    np.testing.assert_allclose(source(frames[0], frames[1], boxes), fitted)
+    np.testing.assert_allclose(dm.motion_source(box_refine=False)(frames[0], frames[1], boxes), [[-5.5, 3.5]] * 2)
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
+    np.testing.assert_allclose(dm.box_displacements(boxes, frames=(grey[0], grey[1])), fitted, atol=1e-6)
+    with pytest.raises(ValueError, match=r"frames: expected two frames of one size"):
+        dm.box_displacements(boxes, frames=(frames[0], frames[1][:64]))
+    with pytest.raises(TypeError, match=r"frames\[1\]: expected a numpy uint8 image"):
+        dm.box_displacements(boxes, frames=(frames[0], "frame"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"box_refine: expected True or False"):
+        dm.motion_source(box_refine=1)  # type: ignore[arg-type]
