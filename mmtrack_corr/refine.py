@@ -279,6 +279,10 @@ def _check_box_inputs(
         raise ValueError(f"displacements: expected shape {(boxes.shape[0], 2)}, got {tuple(displacements.shape)}")
     if affine is not None and tuple(affine.shape) != (boxes.shape[0], 2, 2):
         raise ValueError(f"affine: expected shape {(boxes.shape[0], 2, 2)}, got {tuple(affine.shape)}")
+    for name, value in (("boxes", boxes), ("displacements", displacements), ("affine", affine)):
+        if value is not None and not bool(torch.isfinite(value).all()):
+            rows = (~torch.isfinite(value.reshape(value.shape[0], -1))).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(f"{name}: expected finite values, got NaN or inf in rows {rows[:10]}")
 
 
 def _halved(image: Tensor) -> Tensor:

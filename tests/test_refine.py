@@ -204,6 +204,16 @@ def test_box_residual_is_smallest_at_the_true_motion() -> None:
         pytest.param({"boxes": torch.zeros(3, 5)}, r"boxes: expected shape \(N, 4\)", id="boxes"),
         pytest.param({"displacements": torch.zeros(2, 2)}, r"displacements: expected shape \(3, 2\)", id="disp"),
         pytest.param({"affine": torch.zeros(3, 2)}, r"affine: expected shape \(3, 2, 2\)", id="affine"),
+        pytest.param(
+            {"displacements": torch.tensor([[0.0, 0.0], [float("nan"), 1.0], [0.0, 0.0]])},
+            r"displacements: expected finite values, got NaN or inf in rows \[1\]",
+            id="disp_nan",
+        ),
+        pytest.param(
+            {"boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0]] * 2 + [[0.0, 0.0, float("inf"), 4.0]])},
+            r"boxes: expected finite values, got NaN or inf in rows \[2\]",
+            id="boxes_inf",
+        ),
         pytest.param({"steps": ()}, "steps: expected a non-empty tuple", id="steps_empty"),
         pytest.param({"steps": (2, -1)}, "steps: expected a non-empty tuple", id="steps_negative"),
         pytest.param({"steps": [2, 3]}, "steps: expected a non-empty tuple", id="steps_list"),
