@@ -279,10 +279,12 @@ def _check_box_inputs(
         raise ValueError(f"displacements: expected shape {(boxes.shape[0], 2)}, got {tuple(displacements.shape)}")
     if affine is not None and tuple(affine.shape) != (boxes.shape[0], 2, 2):
         raise ValueError(f"affine: expected shape {(boxes.shape[0], 2, 2)}, got {tuple(affine.shape)}")
-    for name, value in (("boxes", boxes), ("displacements", displacements), ("affine", affine)):
-        if value is not None and not bool(torch.isfinite(value).all()):
-            rows = (~torch.isfinite(value.reshape(value.shape[0], -1))).any(dim=1).nonzero().flatten().tolist()
-            raise ValueError(f"{name}: expected finite values, got NaN or inf in rows {rows[:10]}")
+    given = [("boxes", boxes), ("displacements", displacements)] + ([("affine", affine)] if affine is not None else [])
+    if not bool(torch.stack([torch.isfinite(value).all() for _, value in given]).all()):  # one sync for all
+        for name, value in given:
+            bad = (~torch.isfinite(value.reshape(value.shape[0], -1))).any(dim=1).nonzero().flatten().tolist()
+            if bad:
+                raise ValueError(f"{name}: expected finite values, got NaN or inf in rows {bad[:10]}")
 
 
 def _halved(image: Tensor) -> Tensor:
@@ -351,13 +353,26 @@ def box_residual(
     _check_box_inputs(image1, image2, boxes, displacements, affine)
     dtype = torch.float32
     points, offsets = _box_offsets(boxes.to(torch.float64), samples)
-    motion = displacements.to(torch.float64)[:, None, :]
-    if affine is not None:
-        motion = motion + torch.einsum("nij,npj->npi", affine.to(torch.float64), offsets)
+    linear = None if affine is None else affine.to(torch.float64)
+    moved = _moved(points, offsets, displacements.to(torch.float64), linear)
     s1, in1 = _sample(image1.to(dtype), points.to(dtype))
-    s2, in2 = _sample(image2.to(dtype), (points + motion).to(dtype))
-    valid = in1 * in2
-    diff = s2[..., 0] - s1[..., 0]
+    return _residual(s1[..., 0], in1, image2.to(dtype), moved.to(dtype))
+
+
+def _moved(points: Tensor, offsets: Tensor, displacements: Tensor, affine: Tensor | None) -> Tensor:
+    """Where an affine box motion takes each sample point: ``points + t + A @ X``, (N, P, 2)."""
+    moved = points + displacements[:, None, :]
+    if affine is not None:
+        moved = moved + offsets[..., :1] * affine[:, None, :, 0] + offsets[..., 1:] * affine[:, None, :, 1]
+    return moved
+
+
+def _residual(grey1: Tensor, inside1: Tensor, image2: Tensor, moved: Tensor) -> Tensor:
+    """:func:`box_residual` from frame t-1's samples (N, P) and their inside mask, frame t's (1, 1, H, W) grey image
+    and where the motion takes the samples."""
+    s2, in2 = _sample(image2, moved)
+    valid = inside1 * in2
+    diff = s2[..., 0] - grey1
     count = valid.sum(dim=1).clamp(min=1.0)
     mean = (diff * valid).sum(dim=1) / count
     var = ((diff - mean[:, None]) ** 2 * valid).sum(dim=1) / count
@@ -469,7 +484,7 @@ def refine_boxes(
         t, a = disp / factor, lin / factor
         ox, oy = offsets[..., 0], offsets[..., 1]
         for _ in range(count):
-            s2, in2 = _sample(frame2, points + t[:, None, :] + torch.einsum("nij,npj->npi", a, offsets))
+            s2, in2 = _sample(frame2, _moved(points, offsets, t, a))
             valid = in1 * in2
             gx = (s1[..., 1] + s2[..., 1]) / 2
             gy = (s1[..., 2] + s2[..., 2]) / 2
@@ -485,6 +500,11 @@ def refine_boxes(
             t = t + update[:, :2].clamp(-max_step, max_step) * move
             a = a + (update[:, 2:6].clamp(-max_step, max_step) * move).view(-1, 2, 2)
         disp, lin = t * factor, a * factor
-    residual = box_residual(image1, image2, boxes, disp, lin, samples=samples)
+    if steps[-1] > 0 and n_boxes:  # frame t-1's full-resolution samples are at hand: sample frame t once more
+        residual = _residual(s1[..., 0], in1, pyramids[1][0][:, :1].to(dtype), _moved(points, offsets, disp, lin))
+    else:
+        points, offsets = _box_offsets(b64, samples)
+        s1, in1 = _sample(pyramids[0][0][:, :1].to(dtype), points.to(dtype))
+        residual = _residual(s1[..., 0], in1, pyramids[1][0][:, :1].to(dtype), _moved(points, offsets, disp, lin))
     out_dtype = dtype if displacements.dtype in (torch.float16, torch.bfloat16) else displacements.dtype
     return BoxFit(disp.to(out_dtype), lin, residual)
