@@ -234,16 +234,15 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         for head in model.heads:
             out[f"head {head}"] = _median_ms(lambda h=head: model.forward_features(f1, f2, h), args.repeats, sync)
         motion = model.forward_features(f1, f2, "multiscale" if "multiscale" in model.heads else None)
+        grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))  # for the refinements
         # the refinement, gradients of both frames included (the estimator caches the previous frame's: an upper bound)
         if args.refine:
-            grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))
 
             def refine() -> Tensor:
                 return refine_flow(grey1, grey2, motion.flow, motion.stride, iters=args.refine)
 
             out[f"refine ({args.refine} steps, {motion.stride}-px cells)"] = _median_ms(refine, args.repeats, sync)
         if args.box_refine:  # the box fit: one frame's pyramid (the estimator builds one per frame), then the fit
-            grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))
             out["box pyramid (one frame)"] = _median_ms(lambda: box_pyramid(grey2), args.repeats, sync)
             pyr1, pyr2 = box_pyramid(grey1), box_pyramid(grey2)
             start = torch.zeros(len(boxes), 2, dtype=torch.float64)

@@ -351,6 +351,13 @@ def box_residual(
         ValueError: shapes that do not match.
     """
     _check_box_inputs(image1, image2, boxes, displacements, affine)
+    return _box_residual(image1, image2, boxes, displacements, affine, samples)
+
+
+def _box_residual(
+    image1: Tensor, image2: Tensor, boxes: Tensor, displacements: Tensor, affine: Tensor | None, samples: int
+) -> Tensor:
+    """:func:`box_residual` without the argument checks."""
     dtype = torch.float32
     points, offsets = _box_offsets(boxes.to(torch.float64), samples)
     linear = None if affine is None else affine.to(torch.float64)
@@ -503,8 +510,6 @@ def refine_boxes(
     if steps[-1] > 0 and n_boxes:  # frame t-1's full-resolution samples are at hand: sample frame t once more
         residual = _residual(s1[..., 0], in1, pyramids[1][0][:, :1].to(dtype), _moved(points, offsets, disp, lin))
     else:
-        points, offsets = _box_offsets(b64, samples)
-        s1, in1 = _sample(pyramids[0][0][:, :1].to(dtype), points.to(dtype))
-        residual = _residual(s1[..., 0], in1, pyramids[1][0][:, :1].to(dtype), _moved(points, offsets, disp, lin))
+        residual = _box_residual(pyramids[0][0][:, :1], pyramids[1][0][:, :1], b64, disp, lin, samples)
     out_dtype = dtype if displacements.dtype in (torch.float16, torch.bfloat16) else displacements.dtype
     return BoxFit(disp.to(out_dtype), lin, residual)
