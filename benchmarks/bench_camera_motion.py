@@ -101,6 +101,7 @@ def learned_source() -> Any:
     snap = os.environ.get("BENCH_MOTION_CAMERA_SNAP")
     refine = os.environ.get("BENCH_MOTION_REFINE")
     box_refine = os.environ.get("BENCH_MOTION_BOX_REFINE")
+    fallback = os.environ.get("BENCH_MOTION_CAMERA_FALLBACK")
     return MotionEstimator.from_pretrained(
         os.environ.get("BENCH_MOTION_WEIGHTS") or "default",
         device=os.environ.get("BENCH_DEVICE", "cpu"),
@@ -109,6 +110,7 @@ def learned_source() -> Any:
         camera_snap=(float(snap) or None) if snap else None,  # "" = the estimator's default (off), 0 = off
         **({"refine": int(refine)} if refine else {}),  # "" = the estimator's default
         **({"box_refine": box_refine == "1"} if box_refine else {}),  # "" = the estimator's default
+        **({"camera_fallback": fallback == "1"} if fallback else {}),  # "" = the estimator's default
     )
 
 
@@ -121,6 +123,8 @@ def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> flo
         os.environ["BENCH_MOTION_CAMERA_SNAP"] = "" if args.motion_camera_snap is None else str(args.motion_camera_snap)
         os.environ["BENCH_MOTION_REFINE"] = "" if args.motion_refine is None else str(args.motion_refine)
         os.environ["BENCH_MOTION_BOX_REFINE"] = "" if args.motion_box_refine is None else str(args.motion_box_refine)
+        fallback = args.motion_camera_fallback
+        os.environ["BENCH_MOTION_CAMERA_FALLBACK"] = "" if fallback is None else str(fallback)
         os.environ["BENCH_DEVICE"] = args.device
         here = str(Path(__file__).resolve().parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
@@ -255,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motion-box-refine", type=int, choices=(0, 1), default=None,
                    help="learned motion: MotionEstimator box_refine (1 = on, 0 = off; default: the "
                    "estimator's)")  # fmt: skip
+    p.add_argument("--motion-camera-fallback", type=int, choices=(0, 1), default=None,
+                   help="learned motion: MotionEstimator camera_fallback (1 = on, 0 = off; default: the "
+                   "estimator's)")  # fmt: skip
     p.add_argument("--motion-max-side", type=int, default=LEARNED_MAX_SIDE,
                    help=f"learned motion: working-size longer side ({LEARNED_MAX_SIDE}, as the demo)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="mmtrack-eval worker processes (2)")
@@ -304,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         snap = "default" if args.motion_camera_snap is None else args.motion_camera_snap or "off"
         refine = "default" if args.motion_refine is None else args.motion_refine or "off"
         box = "default" if args.motion_box_refine is None else ("on" if args.motion_box_refine else "off")
+        fallback = {None: "default", 0: "off", 1: "on"}[args.motion_camera_fallback]
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
               f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}, "
-              f"camera snap {snap}, refine {refine}, box refine {box}")  # fmt: skip
+              f"camera snap {snap}, refine {refine}, box refine {box}, camera fallback {fallback}")  # fmt: skip
     print(_table(results, trackers, [*speeds, "all"]))
     print("\ntracking time (mmtrack-eval, all levels): " + ", ".join(
         f"{TRACKER_LABELS[t]} {seconds[t]:.1f} s ({frames * len(speeds) / seconds[t]:.1f} frames/s)" for t in trackers

@@ -62,6 +62,9 @@ VARIANT_LABELS.update({f"{k}+refine": f"{v} + refine" for k, v in HEAD_LABELS.it
 VARIANT_LABELS.update({f"{k}+refine+snap": f"{v} + refine + camera snap" for k, v in HEAD_LABELS.items()})
 VARIANT_LABELS.update({f"{k}+refine+box": f"{v} + refine + box fit" for k, v in HEAD_LABELS.items()})
 VARIANT_LABELS.update({f"{k}+refine+box+snap": f"{v} + refine + box fit + camera snap" for k, v in HEAD_LABELS.items()})
+VARIANT_LABELS.update(
+    {f"{k}+refine+box+fallback": f"{v} + refine + box fit + camera fallback" for k, v in HEAD_LABELS.items()}
+)
 PAIR_METHODS = ("zero", "dis", "gmc", *HEAD_LABELS, *VARIANT_LABELS)
 SEQ_METHODS = ("zero", "kalman", "dis", "gmc", *HEAD_LABELS, *VARIANT_LABELS)
 LABELS = {"zero": "zero motion", "kalman": "Kalman (const. velocity)", "dis": "OpenCV DIS (box mean)", "gmc": "GMC"}
@@ -123,14 +126,16 @@ def _evaluate_pair(
         if kalman is not None and kind == "moving":
             errors.add(kind, "kalman", kalman[keep], t)
 
-        def score(method: str, *, snap: float | None, refine: int, box: bool, kind: str = kind, b=b, t=t) -> None:
+        def score(
+            method: str, *, snap: float | None, refine: int, box: bool, fallback: bool = False, kind=kind, b=b, t=t
+        ) -> None:
             """One row: the same features (cached), read with these estimator settings."""
-            est.camera_snap, est.refine, est.box_refine = snap, refine, box
+            est.camera_snap, est.refine, est.box_refine, est.camera_fallback = snap, refine, box, fallback
             errors.add(kind, method, est.box_displacements(pair.frame1, pair.frame2, b), t)
 
         for head in heads:
             est.head = head
-            est.camera_snap, est.refine, est.box_refine = None, 0, False
+            est.camera_snap, est.refine, est.box_refine, est.camera_fallback = None, 0, False, False
             d, sigma = est.box_displacements(pair.frame1, pair.frame2, b, return_uncertainty=True)
             errors.add(kind, head, d, t)
             errors.add_sigma(kind, head, sigma)
@@ -145,6 +150,8 @@ def _evaluate_pair(
                     score(f"{head}+refine+box", snap=None, refine=args.refine, box=True)
                     if snap:
                         score(f"{head}+refine+box+snap", snap=snap, refine=args.refine, box=True)
+                    if args.camera_fallback:
+                        score(f"{head}+refine+box+fallback", snap=None, refine=args.refine, box=True, fallback=True)
 
 
 def _xyah(boxes: np.ndarray) -> np.ndarray:
@@ -220,7 +227,7 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
     rng = np.random.default_rng(args.seed)
     pair = make_pair(rng, height, width, "medium", photos="heldout")
     boxes = np.concatenate([pair.boxes, background_boxes(rng, pair, 50)[0]])[:50]
-    est = MotionEstimator(model, device=device, working_size=size)
+    est = MotionEstimator(model, device=device, working_size=size, camera_fallback=False)
     x = est._to_tensor(pair.frame1)
     out: dict[str, tuple[float, float]] = {}
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
@@ -264,16 +271,19 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         f[0, 0, 0] = t % 256
         stream.append(f)
     default_est = MotionEstimator(model, device=device)  # the default working size (max_side DEFAULT_MAX_SIDE)
-    variants = [("", est, 0, False), (" (default working size, no refine)", default_est, 0, False)]
+    variants = [("", est, 0, False, False), (" (default working size, no refine)", default_est, 0, False, False)]
     if args.refine:
-        variants.append((f" (default working size, refine {args.refine})", default_est, args.refine, False))
+        variants.append((f" (default working size, refine {args.refine})", default_est, args.refine, False, False))
         if args.box_refine:
             name = f" (default working size, refine {args.refine} + box fit)"
-            variants.append((name, default_est, args.refine, True))
-    for name, estimator, steps, box in variants:
+            variants.append((name, default_est, args.refine, True, False))
+            if args.camera_fallback:
+                name = f" (default working size, refine {args.refine} + box fit + camera fallback)"
+                variants.append((name, default_est, args.refine, True, True))
+    for name, estimator, steps, box, fallback in variants:
         if "default working size" in name and default_est.working_size_for(height, width) == (height, width):
             continue
-        estimator.refine, estimator.box_refine = steps, box
+        estimator.refine, estimator.box_refine, estimator.camera_fallback = steps, box, fallback
         for head in model.heads:
             estimator.head = head
             estimator.reset()
@@ -595,6 +605,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="with --refine: also score MotionEstimator(box_refine=True) (rows '+ refine + box fit', and '+ refine + "
         "box fit + camera snap' with --camera-snap, which then replace the rows of camera snap without the box fit), "
         "and time the box fit",
+    )
+    parser.add_argument(
+        "--camera-fallback",
+        action="store_true",
+        help="with --box-refine: also score MotionEstimator(camera_fallback=True) (row '+ refine + box fit + camera "
+        "fallback': flat boxes and boxes the camera's motion explains far better take it) and time it",
     )
     parser.add_argument(
         "--photos",

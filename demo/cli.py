@@ -39,6 +39,7 @@ from .detectors import DETECTOR_HELP, build_detector
 from .drawing import TrackPainter
 from .motion import (
     LEARNED_BOX_REFINE,
+    LEARNED_CAMERA_FALLBACK,
     LEARNED_REFINE,
     MOTIONS,
     MotionSetup,
@@ -76,6 +77,7 @@ def _build_motion(name: str, args: argparse.Namespace) -> MotionSetup:
         max_side=args.motion_max_side,
         refine=args.motion_refine,
         box_refine=args.motion_box_refine,
+        camera_fallback=args.motion_camera_fallback,
     )
 
 
@@ -128,6 +130,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion-box-refine", action=argparse.BooleanOptionalAction, default=None,
                    help="--motion learned: fit each box's motion to the frames after reading it from the learned "
                    f"field ({'on' if LEARNED_BOX_REFINE else 'off'})")  # fmt: skip
+    p.add_argument("--motion-camera-fallback", action=argparse.BooleanOptionalAction, default=None,
+                   help="--motion learned: flat boxes, and boxes the camera's motion explains far better than their "
+                   f"own fit, take the camera's motion ({'on' if LEARNED_CAMERA_FALLBACK else 'off'})")  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")

@@ -38,6 +38,9 @@ LEARNED_MAX_SIDE = 640
 LEARNED_REFINE = 2
 #: Whether the demo fits each box's motion to the frames, = ``mmtrack_corr.estimator.DEFAULT_BOX_REFINE``.
 LEARNED_BOX_REFINE = True
+#: Whether flat boxes (and boxes the camera's motion explains far better) take the camera's motion in the demo,
+#: = ``mmtrack_corr.estimator.DEFAULT_CAMERA_FALLBACK``.
+LEARNED_CAMERA_FALLBACK = False
 
 
 def learned_available() -> bool:
@@ -97,6 +100,7 @@ def build_motion(
     max_side: int | None = None,
     refine: int | None = None,
     box_refine: bool | None = None,
+    camera_fallback: bool | None = None,
 ) -> MotionSetup:
     """Build a motion choice.
 
@@ -109,6 +113,8 @@ def build_motion(
         refine: ``learned`` only: Lucas-Kanade steps refining the learned field on the frames (0 = off); None:
             :data:`LEARNED_REFINE`.
         box_refine: ``learned`` only: fit each box's motion to the frames; None: :data:`LEARNED_BOX_REFINE`.
+        camera_fallback: ``learned`` only: flat boxes and boxes the camera's motion explains far better take it;
+            None: :data:`LEARNED_CAMERA_FALLBACK`.
 
     Returns:
         The :class:`MotionSetup`.
@@ -132,6 +138,8 @@ def build_motion(
         raise ValueError(f"--motion-refine: only used with --motion learned, got --motion {name}")
     if box_refine is not None and name != "learned":
         raise ValueError(f"--motion-box-refine: only used with --motion learned, got --motion {name}")
+    if camera_fallback is not None and name != "learned":
+        raise ValueError(f"--motion-camera-fallback: only used with --motion learned, got --motion {name}")
     if name == "kalman":
         return MotionSetup(name, None, None, 0.0, "ByteTrack Kalman (constant velocity)")
     if name == "gmc":
@@ -148,6 +156,7 @@ def build_motion(
         max_side=LEARNED_MAX_SIDE if max_side is None else max_side,
         refine=LEARNED_REFINE if refine is None else refine,
         box_refine=LEARNED_BOX_REFINE if box_refine is None else box_refine,
+        camera_fallback=LEARNED_CAMERA_FALLBACK if camera_fallback is None else camera_fallback,
     )
     dense = getattr(estimator, "dense", None)
     return MotionSetup(
@@ -156,7 +165,8 @@ def build_motion(
         dense if callable(dense) else None,
         0.0,
         f"learned motion ({weights or 'shipped weights'}, {device}, working size {estimator.working_size_for(544, 960)}"
-        f" at 544x960, refine {estimator.refine or 'off'}, box fit {'on' if estimator.box_refine else 'off'})",
+        f" at 544x960, refine {estimator.refine or 'off'}, box fit {'on' if estimator.box_refine else 'off'}, "
+        f"camera fallback {'on' if estimator.camera_fallback else 'off'})",
     )
 
 

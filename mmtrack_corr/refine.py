@@ -49,6 +49,7 @@ __all__ = [
     "BoxFit",
     "box_pyramid",
     "box_residual",
+    "box_texture",
     "grey_image",
     "image_gradients",
     "refine_boxes",
@@ -352,6 +353,49 @@ def box_residual(
     """
     _check_box_inputs(image1, image2, boxes, displacements, affine)
     return _box_residual(image1, image2, boxes, displacements, affine, samples)
+
+
+def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
+    """How much each box's pixels pin its motion: the smaller eigenvalue of the box mean of ``g g^T`` (the structure
+    tensor of Lucas-Kanade), ``g`` the image gradient.
+
+    Near zero on a flat box and on a box crossed by a single straight edge (motion along the edge is invisible); the
+    image noise sets its floor (central differences of noise of standard deviation ``s`` give about ``s^2 / 2``: 3e-5
+    for 2 grey levels in 255).
+
+    Args:
+        gradients: (1, 2, H, W) :func:`image_gradients` of the grey image (levels in [0, 1]).
+        boxes: (N, 4) xyxy pixels; corners are rounded to whole pixels (pixel ``j`` covers [j, j+1)) and clipped to
+            the image.
+
+    Returns:
+        (N,) float64, grey levels squared per pixel squared; ``inf`` for a box with no whole pixel inside the image.
+
+    Raises:
+        ValueError: shapes that do not match.
+
+    Example:
+        >>> xx = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 1, 48, 64)
+        >>> ramp = image_gradients(xx / 64)  # brightness rising left to right: an aperture problem everywhere
+        >>> box_texture(ramp, torch.tensor([[8.0, 8.0, 40.0, 40.0]])).tolist()
+        [0.0]
+    """
+    if gradients.dim() != 4 or gradients.shape[:2] != (1, 2):
+        raise ValueError(f"gradients: expected (1, 2, H, W) image gradients, got {tuple(gradients.shape)}")
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes: expected shape (N, 4), got {tuple(boxes.shape)}")
+    height, width = gradients.shape[2:]
+    g = gradients[0].to(torch.float64)
+    products = torch.stack([g[0] * g[0], g[0] * g[1], g[1] * g[1]])
+    integral = F.pad(products.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    corners = boxes.to(device=g.device, dtype=torch.float64).round()
+    x0, x1 = corners[:, 0].clamp(0, width).long(), corners[:, 2].clamp(0, width).long()
+    y0, y1 = corners[:, 1].clamp(0, height).long(), corners[:, 3].clamp(0, height).long()
+    area = ((x1 - x0) * (y1 - y0)).to(torch.float64)
+    sums = integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
+    a, b, c = sums / area.clamp(min=1.0)
+    smaller = (a + c) / 2 - torch.sqrt(((a - c) / 2) ** 2 + b * b)
+    return torch.where(area > 0, smaller.clamp(min=0.0), torch.full_like(smaller, math.inf))
 
 
 def _box_residual(

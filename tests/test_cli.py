@@ -270,6 +270,7 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
         uncertainty_thresh: float | None = None,
         refine: int = 0,
         box_refine: bool = True,
+        camera_fallback: bool = False,
     ) -> object:
         calls.append({"weights": weights, "device": device})
         if uncertainty_thresh is not None:
@@ -278,6 +279,8 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
             calls[-1]["refine"] = refine
         if not box_refine:
             calls[-1]["box_refine"] = box_refine
+        if camera_fallback:
+            calls[-1]["camera_fallback"] = camera_fallback
         return zero_motion_source()
 
     fake = types.ModuleType("mmtrack_corr.estimator")
@@ -305,6 +308,9 @@ def test_motion_tracker_defaults_to_the_learned_estimator(
     assert main([*args, "--no-motion-box-refine"]) == 0
     assert calls[-1] == {"weights": None, "device": "cpu", "box_refine": False}
     assert json.loads((out / "metrics.json").read_text())["settings"]["motion_box_refine"] is False
+    assert main([*args, "--motion-camera-fallback"]) == 0
+    assert calls[-1] == {"weights": None, "device": "cpu", "camera_fallback": True}
+    assert json.loads((out / "metrics.json").read_text())["settings"]["motion_camera_fallback"] is True
     capsys.readouterr()
 
     # the factory's own failure (bad weights, unknown device) is a user error naming the call

@@ -136,6 +136,7 @@ def _errors(tmp_path: Path) -> list[tuple[list[str], str]]:
         ([str(video), *common, "-o", out, "--motion", "gmc", "--motion-max-side", "320"], "only used with --motion"),
         ([str(video), *common, "-o", out, "--motion", "kalman", "--motion-refine", "2"], "--motion-refine: only used"),
         ([str(video), *common, "-o", out, "--motion", "gmc", "--no-motion-box-refine"], "--motion-box-refine: only"),
+        ([str(video), *common, "-o", out, "--motion", "kalman", "--motion-camera-fallback"], "fallback: only used"),
         ([str(video), *common, "-o", out, "--motion-refine", "-1"], "--motion-refine: expected an integer >= 0"),
         ([str(video), *common, "-o", out, "--motion-weights", str(tmp_path / "none.pt")], "none.pt: no such file"),
     ]
@@ -236,11 +237,14 @@ def test_learned_motion_with_a_weights_file(tmp_path: Path, capsys: pytest.Captu
     video, det = _scene(tmp_path, n=6)
     out = tmp_path / "learned.webm"
     argv = [str(video), "--detector", f"det:{det}", "--motion-weights", str(weights), "--overlay", "-o", str(out),
-            "--motion-max-side", "160", "--motion-refine", "2", "--no-motion-box-refine"]  # fmt: skip
+            "--motion-max-side", "160", "--motion-refine", "2", "--no-motion-box-refine",
+            "--motion-camera-fallback"]  # fmt: skip
     assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().err
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["motion"] == "learned" and summary["frames"] == 6  # --motion-weights implies --motion learned
-    assert "working size (96, 160) at 544x960, refine 2, box fit off" in summary["motion_description"]
+    assert (
+        "working size (96, 160) at 544x960, refine 2, box fit off, camera fallback on" in summary["motion_description"]
+    )
     assert summary["time_ms_per_frame"]["motion"] > 0
     assert len(list(VideoFileSource(out))) == 6
 

@@ -199,10 +199,11 @@ def test_painter_draws_boxes_in_id_colours_and_trails() -> None:
 
 def test_demo_working_size_and_refinement_are_the_estimators_defaults() -> None:
     """demo/motion.py keeps its own copies (it must import without torch); they must not drift apart."""
-    from mmtrack_demo.motion import LEARNED_BOX_REFINE, LEARNED_MAX_SIDE, LEARNED_REFINE
+    from mmtrack_demo.motion import LEARNED_BOX_REFINE, LEARNED_CAMERA_FALLBACK, LEARNED_MAX_SIDE, LEARNED_REFINE
 
-    from mmtrack_corr.estimator import DEFAULT_BOX_REFINE, DEFAULT_MAX_SIDE, DEFAULT_REFINE
+    from mmtrack_corr.estimator import DEFAULT_BOX_REFINE, DEFAULT_CAMERA_FALLBACK, DEFAULT_MAX_SIDE, DEFAULT_REFINE
 
     assert LEARNED_MAX_SIDE == DEFAULT_MAX_SIDE
     assert LEARNED_REFINE == DEFAULT_REFINE
     assert LEARNED_BOX_REFINE == DEFAULT_BOX_REFINE
+    assert LEARNED_CAMERA_FALLBACK == DEFAULT_CAMERA_FALLBACK

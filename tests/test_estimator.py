@@ -463,6 +463,57 @@ def test_camera_snap_takes_the_camera_where_the_frames_disagree_with_a_wrong_fie
     assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 5.0
 
 
+def _wrong_block_field() -> torch.Tensor:
+    """The camera's (-7, 4) everywhere but a block of cells (working pixels 32-80) grossly wrong, (1, 2, 24, 32)."""
+    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
+    flow[:, :, 4:10, 4:10] += torch.tensor([16.0, -12.0]).view(1, 2, 1, 1)
+    return flow
+
+
+def test_camera_fallback_refits_a_box_from_the_camera_where_its_own_start_was_out_of_reach() -> None:
+    first, second = _panned(-7.0, 4.0)
+    boxes = np.array([[40.0, 40.0, 72.0, 72.0], [150.0, 100.0, 200.0, 150.0]])  # in the wrong block, elsewhere
+    est = MotionEstimator(_GivenFieldModel(_wrong_block_field()), max_side=None, refine=0, camera_fallback=True)
+    assert "camera_fallback=True" in repr(est)
+    np.testing.assert_allclose(est.box_displacements(first, second, boxes), [[-7.0, 4.0]] * 2, atol=0.1)
+    est.camera_fallback = False  # the default
+    assert not MotionEstimator(_tiny_model()).camera_fallback
+    assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 5.0
+
+
+def test_camera_fallback_gives_a_flat_box_the_camera_motion_and_never_flags_it() -> None:
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    photo = load_photo(HELDOUT_PHOTOS[1]).copy()
+    y0, x0 = (photo.shape[0] - 192) // 2, (photo.shape[1] - 256) // 2
+    photo[y0 + 30 : y0 + 90, x0 + 30 : x0 + 90] = 128  # a flat patch of the scene (working pixels 30-90 of frame 1)
+    first, second = _translated(photo, -7.0, 4.0, 192, 256)
+    boxes = np.array([[40.0, 40.0, 72.0, 72.0], [150.0, 100.0, 200.0, 150.0]])  # flat (wrong field), textured
+    model = _GivenFieldModel(_wrong_block_field())
+    est = MotionEstimator(model, max_side=None, refine=0, uncertainty_thresh=0.5, camera_fallback=True)
+    got = est.box_displacements(first, second, boxes)  # the field's scale is 1 px: only the camera's boxes pass
+    np.testing.assert_allclose(got[0], [-7.0, 4.0], atol=1e-6)  # the homography of the (exact) field elsewhere
+    assert np.isnan(got[1]).all()
+    est.uncertainty_thresh = None
+    np.testing.assert_allclose(est.box_displacements(first, second, boxes)[1], [-7.0, 4.0], atol=0.1)
+    est.camera_fallback = False  # without it, the flat box stays near the head's wrong (9, -8)
+    assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 10.0
+    est.box_refine = False  # the flat check needs no box fit
+    est.camera_fallback = True
+    np.testing.assert_allclose(est.box_displacements(first, second, boxes)[0], [-7.0, 4.0], atol=1e-6)
+    outside = np.array([[300.0, 250.0, 340.0, 290.0]])  # wholly outside: the nearest cell, with or without it
+    est.box_refine = True
+    kept = est.box_displacements(first, second, outside)
+    est.camera_fallback = False
+    np.testing.assert_array_equal(kept, est.box_displacements(first, second, outside))
+
+
+@pytest.mark.parametrize("value", [0, 1, None, "yes"])
+def test_bad_camera_fallback(value: object) -> None:
+    with pytest.raises(ValueError, match=r"camera_fallback: expected True or False"):
+        MotionEstimator(_tiny_model(), camera_fallback=value)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("value", [0, 1, None, "yes"])
 def test_bad_box_refine(value: object) -> None:
     with pytest.raises(ValueError, match=r"box_refine: expected True or False"):

@@ -15,6 +15,7 @@ from mmtrack_corr.refine import (
     MAX_STEP,
     box_pyramid,
     box_residual,
+    box_texture,
     grey_image,
     image_gradients,
     refine_boxes,
@@ -249,3 +250,39 @@ def test_given_pyramids_give_the_same_fit_and_box_pyramid_checks_its_arguments()
         box_pyramid(first, 0)
     with pytest.raises(ValueError, match=r"image: expected a \(1, 1, H, W\) grey image"):
         box_pyramid(torch.zeros(1, 3, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------------------- box texture
+def test_box_texture_is_the_smaller_eigenvalue_of_the_box_structure_tensor() -> None:
+    first, _ = _pair(0.0, 0.0)
+    grads = image_gradients(first)
+    rng = np.random.default_rng(0)
+    boxes = rng.uniform(-20, 200, size=(40, 4))
+    boxes[:, 2:] = boxes[:, :2] + rng.uniform(2, 90, size=(40, 2))
+    got = box_texture(grads, torch.from_numpy(boxes)).numpy()
+    g = grads[0].double().numpy()
+    h, w = g.shape[1:]
+    for box, value in zip(boxes, got, strict=True):
+        x0, y0, x1, y1 = np.clip(np.round(box), 0, [w, h, w, h]).astype(int)
+        if x1 <= x0 or y1 <= y0:
+            assert value == math.inf
+            continue
+        gx, gy = g[0, y0:y1, x0:x1].ravel(), g[1, y0:y1, x0:x1].ravel()
+        tensor = np.array([[gx @ gx, gx @ gy], [gx @ gy, gy @ gy]]) / gx.size
+        assert value == pytest.approx(np.linalg.eigvalsh(tensor)[0], rel=1e-9, abs=1e-15)
+    assert (got[np.isfinite(got)] > 3e-5).mean() > 0.5  # a photograph is textured almost everywhere
+
+
+def test_box_texture_is_zero_on_flat_boxes_and_single_edges() -> None:
+    image = torch.zeros(1, 1, 64, 96)
+    image[..., 40:] = 1.0  # one horizontal edge: motion along it is invisible
+    boxes = torch.tensor([[10.0, 5.0, 50.0, 30.0], [10.0, 30.0, 50.0, 50.0], [0.0, 0.0, 96.0, 64.0]])
+    got = box_texture(image_gradients(image), boxes)
+    assert got.tolist() == [0.0, 0.0, 0.0]
+    image[..., 20:30, 60:70] = 0.5  # a square: two edge directions
+    assert box_texture(image_gradients(image), torch.tensor([[55.0, 15.0, 75.0, 35.0]])).item() > 1e-3
+    assert box_texture(image_gradients(image), torch.tensor([[200.0, 0.0, 300.0, 10.0]])).item() == math.inf
+    with pytest.raises(ValueError, match=r"gradients: expected \(1, 2, H, W\) image gradients"):
+        box_texture(image, boxes)
+    with pytest.raises(ValueError, match=r"boxes: expected shape \(N, 4\)"):
+        box_texture(image_gradients(image), boxes[:, :3])

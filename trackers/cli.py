@@ -6,7 +6,7 @@ Usage::
                  [--workers N] [--track-thresh 0.6] [--match-thresh 0.9] [--track-buffer 30]
                  [--no-box-filter] [--no-skip-empty-frames] [--motion-source MODULE:ATTR]
                  [--motion-weights PATH] [--motion-uncertainty PX] [--motion-refine STEPS]
-                 [--[no-]motion-box-refine] [--device cpu]
+                 [--[no-]motion-box-refine] [--[no-]motion-camera-fallback] [--device cpu]
                  [--gmc-method sparse|ecc] [--variant auto|MOT15|MOT16|MOT17|MOT20] [--decimals 1]
                  [--skip-bad-frames] [--sequences NAME ...] [--json PATH]
 
@@ -47,7 +47,8 @@ Trackers: ``bytetrack`` (:class:`trackers.bytetrack.ByteTracker`); ``motion``
 (:class:`trackers.motion.MotionTracker` with the motion source built by ``--motion-source MODULE:ATTR``, a
 zero-argument factory returning a :class:`trackers.motion.MotionSource`; without ``--motion-source``, the learned
 estimator ``mmtrack_corr.estimator.default_motion_source(weights=--motion-weights, device=--device,
-uncertainty_thresh=--motion-uncertainty, refine=--motion-refine, box_refine=--motion-box-refine)``, imported
+uncertainty_thresh=--motion-uncertainty, refine=--motion-refine, box_refine=--motion-box-refine,
+camera_fallback=--motion-camera-fallback)``, imported
 only then, which needs mmtrack-corr's torch part); ``gmc`` (MotionTracker with
 :class:`trackers.gmc.CameraMotionCompensation`, added to the Kalman prediction). ``motion`` and ``gmc`` read each
 frame's image, so the sequence's images must be present; a truncated JPEG/PNG or undecodable image stops the
@@ -139,6 +140,7 @@ class _TrackerSpec:
     motion_uncertainty: float | None = None
     motion_refine: int | None = None
     motion_box_refine: bool | None = None
+    motion_camera_fallback: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ def _learned_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
         ("--motion-uncertainty", args.motion_uncertainty),
         ("--motion-refine", args.motion_refine),
         ("--motion-box-refine", args.motion_box_refine),
+        ("--motion-camera-fallback", args.motion_camera_fallback),
         ("--device", args.device),
     )
 
@@ -215,6 +218,8 @@ def _build_motion_source(spec: _TrackerSpec) -> Any:
                 extra["refine"] = spec.motion_refine
             if spec.motion_box_refine is not None:
                 extra["box_refine"] = spec.motion_box_refine
+            if spec.motion_camera_fallback is not None:
+                extra["camera_fallback"] = spec.motion_camera_fallback
             source = factory(weights=spec.motion_weights, device=spec.device, **extra)
         except (ValueError, TypeError, OSError, RuntimeError) as err:
             raise UserError(
@@ -429,6 +434,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "the estimator's, on)",
     )
     p.add_argument(
+        "--motion-camera-fallback",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="learned estimator: boxes the frames cannot pin (flat) or that the camera's motion explains far better "
+        "take the camera's motion (default: the estimator's, off)",
+    )
+    p.add_argument(
         "--device",
         default=None,
         help="device of the learned estimator, e.g. cpu, cuda, cuda:1 (--tracker motion without --motion-source; "
@@ -540,6 +552,7 @@ def _prepare_jobs(args: argparse.Namespace, fmt: str, out_dir: Path) -> tuple[li
         motion_uncertainty=args.motion_uncertainty,
         motion_refine=args.motion_refine,
         motion_box_refine=args.motion_box_refine,
+        motion_camera_fallback=args.motion_camera_fallback,
     )
     layout: ResultLayout = "visdrone" if fmt == "visdrone" else ("uavdt" if fmt == "uavdt" else "mot")
     jobs = []
@@ -874,6 +887,7 @@ def _run(argv: Sequence[str] | None) -> int:
         "motion_uncertainty": args.motion_uncertainty,
         "motion_refine": args.motion_refine,
         "motion_box_refine": args.motion_box_refine,
+        "motion_camera_fallback": args.motion_camera_fallback,
         "device": (args.device or "cpu") if args.tracker == "motion" and not args.motion_source else None,
         "gmc_method": args.gmc_method if args.tracker == "gmc" else None,
         "workers": args.workers,
