@@ -32,7 +32,7 @@ from mmtrack_corr.refine import (
     BoxFit,
     box_pyramid,
     box_residual,
-    box_texture,
+    box_structure,
     grey_image,
     image_gradients,
     refine_boxes,
@@ -61,11 +61,11 @@ DEFAULT_REFINE = 2
 DEFAULT_BOX_REFINE = True
 #: Default of ``camera_fallback`` (boxes the frames cannot pin, or that the camera's motion explains far better than
 #: their own fit, take the camera's motion): off. On held-out data it brings background-box error to or below OpenCV
-#: DIS's in four of six columns for 1-2 % more moving-object error, but it lowered the training-photo tracking
-#: scores (HOTA 58.33 vs 58.44, IDF1 74.93 vs 75.11; fast level 52.51 vs 53.01).
+#: DIS's in four of six columns for -1 to +16 % moving-object error, but it lowered the training-photo tracking
+#: scores (HOTA 58.36 vs 58.44, IDF1 74.97 vs 75.11; fast level 52.64 vs 53.01).
 DEFAULT_CAMERA_FALLBACK = False
-#: ``camera_fallback``'s flat box: :func:`mmtrack_corr.refine.box_texture` below this (grey levels in [0, 1] per
-#: working pixel, squared) - about the floor that image noise of 2 grey levels in 255 gives on its own.
+#: ``camera_fallback``'s flat direction: an eigenvalue of :func:`mmtrack_corr.refine.box_structure` below this (grey
+#: levels in [0, 1] per working pixel, squared) - about the floor that image noise of 2 grey levels in 255 gives.
 FLAT_TEXTURE = 3e-5
 _REFIT_MARGIN = 0.3  # camera_fallback: a box takes its fit from the camera's start when that leaves < 0.3x the residual
 _REFIT_MIN_GAP = 1.0  # ... tried only where its own fit is further than this (working pixels) from the camera's motion
@@ -335,12 +335,15 @@ class MotionEstimator:
             instead of cell by cell, and the affine part removes the bias a translation fit has where the motion
             varies over a large box. Default :data:`DEFAULT_BOX_REFINE` (True).
         camera_fallback: where a box's own motion cannot be trusted, give it the camera's: the homography fitted to
-            the head's dense field (:func:`fit_camera_homography`), linearised at the box centre. Two cases: a flat
-            box - :func:`mmtrack_corr.refine.box_texture` below :data:`FLAT_TEXTURE` on the working-size frame
-            (no texture, or one straight edge: the frames cannot tell its motion, and the head's guess there is
-            often grossly wrong) - takes the camera's motion; and, with ``box_refine``, a box whose fit started from
-            the camera's motion leaves less than 0.3x the photometric residual of its own fit takes that fit (the
-            head's start was outside the fit's reach). Such boxes are never flagged by ``uncertainty_thresh``. An
+            the head's dense field (:func:`fit_camera_homography`), linearised at the box centre. With
+            ``box_refine``, a box whose fit started from the camera's motion leaves less than 0.3x the photometric
+            residual of its own fit takes that fit (the head's start was outside the fit's reach). Then, along each
+            eigenvector of the box's structure tensor on the working-size frame
+            (:func:`mmtrack_corr.refine.box_structure`) whose eigenvalue is below :data:`FLAT_TEXTURE`, the
+            box's motion takes the camera's component: the frames cannot tell the motion in that direction (along
+            a single straight edge or a motion blur; in both directions on a flat box, which takes the camera's
+            motion), and the head's guess there is often grossly wrong. Boxes given a camera-started fit or flat in
+            both directions are never flagged by ``uncertainty_thresh``. An
             object moving on its own with no texture of its own gets the camera's motion: the cost on moving objects
             is measured in the README's motion benchmark. Nothing changes where no single homography explains the
             field. Default :data:`DEFAULT_CAMERA_FALLBACK` (False: see there why).
@@ -632,10 +635,18 @@ class MotionEstimator:
                 better = (alt.residual < _REFIT_MARGIN * fit.residual[rows]).cpu().numpy()
                 disp[far[better]] = alt.displacements.cpu().numpy()[better] * factor
                 taken[far[better]] = True
-        texture = box_texture(e1.gradients(), torch.from_numpy(work).to(self.device)).cpu().numpy()
-        flat = texture < FLAT_TEXTURE
-        disp[flat] = cam_t[flat] * factor
-        return taken | flat
+        # per direction: along an eigenvector of the box's structure tensor whose eigenvalue is below FLAT_TEXTURE
+        # the frames cannot tell the motion, so that component becomes the camera's (both on a flat box)
+        tensor = box_structure(e1.gradients(), torch.from_numpy(work).to(self.device)).cpu().numpy()
+        inside = ~np.isnan(tensor).any(axis=(1, 2))
+        values, vectors = np.linalg.eigh(np.where(inside[:, None, None], tensor, 0.0))
+        weak = (values < FLAT_TEXTURE) & inside[:, None]
+        own = disp / factor
+        for k in range(2):
+            rows, v = weak[:, k], vectors[:, :, k]
+            own[rows] += v[rows] * np.sum(v[rows] * (cam_t[rows] - own[rows]), axis=1, keepdims=True)
+        disp[:] = own * factor
+        return taken | weak.all(axis=1)
 
     # ------------------------------------------------------------------------------------------------ public
     @overload

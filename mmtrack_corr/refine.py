@@ -49,6 +49,7 @@ __all__ = [
     "BoxFit",
     "box_pyramid",
     "box_residual",
+    "box_structure",
     "box_texture",
     "grey_image",
     "image_gradients",
@@ -355,13 +356,14 @@ def box_residual(
     return _box_residual(image1, image2, boxes, displacements, affine, samples)
 
 
-def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
-    """How much each box's pixels pin its motion: the smaller eigenvalue of the box mean of ``g g^T`` (the structure
-    tensor of Lucas-Kanade), ``g`` the image gradient.
+def box_structure(gradients: Tensor, boxes: Tensor) -> Tensor:
+    """Each box's mean structure tensor: the box mean of ``g g^T``, ``g`` the image gradient - the normal matrix of
+    a Lucas-Kanade translation fit over the box, per pixel.
 
-    Near zero on a flat box and on a box crossed by a single straight edge (motion along the edge is invisible); the
-    image noise sets its floor (central differences of noise of standard deviation ``s`` give about ``s^2 / 2``: 3e-5
-    for 2 grey levels in 255).
+    Its eigenvectors are the directions in which the box's pixels pin its motion, and its eigenvalues how firmly:
+    both near zero on a flat box, one near zero on a box crossed by a single straight edge or blurred along one
+    direction (motion along the edge, or along the blur, is invisible). Image noise sets the floor (central
+    differences of noise of standard deviation ``s`` give about ``s^2 / 2`` per axis: 3e-5 for 2 grey levels in 255).
 
     Args:
         gradients: (1, 2, H, W) :func:`image_gradients` of the grey image (levels in [0, 1]).
@@ -369,16 +371,17 @@ def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
             the image.
 
     Returns:
-        (N,) float64, grey levels squared per pixel squared; ``inf`` for a box with no whole pixel inside the image.
+        (N, 2, 2) float64, grey levels squared per pixel squared, symmetric; NaN for a box with no whole pixel inside
+        the image.
 
     Raises:
         ValueError: shapes that do not match.
 
     Example:
         >>> xx = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 1, 48, 64)
-        >>> ramp = image_gradients(xx / 64)  # brightness rising left to right: an aperture problem everywhere
-        >>> box_texture(ramp, torch.tensor([[8.0, 8.0, 40.0, 40.0]])).tolist()
-        [0.0]
+        >>> ramp = image_gradients(xx / 64)  # brightness rising left to right: only horizontal motion shows
+        >>> (box_structure(ramp, torch.tensor([[8.0, 8.0, 40.0, 40.0]]))[0] * 64**2).tolist()
+        [[1.0, 0.0], [0.0, 0.0]]
     """
     if gradients.dim() != 4 or gradients.shape[:2] != (1, 2):
         raise ValueError(f"gradients: expected (1, 2, H, W) image gradients, got {tuple(gradients.shape)}")
@@ -393,9 +396,33 @@ def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
     y0, y1 = corners[:, 1].clamp(0, height).long(), corners[:, 3].clamp(0, height).long()
     area = ((x1 - x0) * (y1 - y0)).to(torch.float64)
     sums = integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
-    a, b, c = sums / area.clamp(min=1.0)
-    smaller = (a + c) / 2 - torch.sqrt(((a - c) / 2) ** 2 + b * b)
-    return torch.where(area > 0, smaller.clamp(min=0.0), torch.full_like(smaller, math.inf))
+    a, b, c = torch.where(area > 0, sums / area.clamp(min=1.0), torch.full_like(sums, math.nan))
+    return torch.stack([torch.stack([a, b], -1), torch.stack([b, c], -1)], -2)
+
+
+def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
+    """How firmly each box's pixels pin its motion in its weakest direction: the smaller eigenvalue of
+    :func:`box_structure` (near zero on a flat box and on a box crossed by a single straight edge).
+
+    Args:
+        gradients: (1, 2, H, W) :func:`image_gradients` of the grey image (levels in [0, 1]).
+        boxes: (N, 4) xyxy pixels, as :func:`box_structure`.
+
+    Returns:
+        (N,) float64 (>= 0); ``inf`` for a box with no whole pixel inside the image.
+
+    Raises:
+        ValueError: shapes that do not match.
+
+    Example:
+        >>> xx = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 1, 48, 64)
+        >>> box_texture(image_gradients(xx / 64), torch.tensor([[8.0, 8.0, 40.0, 40.0]])).tolist()
+        [0.0]
+    """
+    tensor = box_structure(gradients, boxes)
+    a, b, c = tensor[:, 0, 0], tensor[:, 0, 1], tensor[:, 1, 1]
+    smaller = ((a + c) / 2 - torch.sqrt(((a - c) / 2) ** 2 + b * b)).clamp(min=0.0)
+    return torch.where(torch.isnan(a), torch.full_like(a, math.inf), smaller)
 
 
 def _box_residual(

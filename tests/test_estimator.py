@@ -508,6 +508,27 @@ def test_camera_fallback_gives_a_flat_box_the_camera_motion_and_never_flags_it()
     np.testing.assert_array_equal(kept, est.box_displacements(first, second, outside))
 
 
+def test_camera_fallback_takes_the_camera_only_along_an_edge() -> None:
+    """A box crossed by one horizontal edge pins its vertical motion only: the fallback replaces the horizontal part."""
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    photo = load_photo(HELDOUT_PHOTOS[1]).copy()
+    y0, x0 = (photo.shape[0] - 192) // 2, (photo.shape[1] - 256) // 2
+    photo[y0 + 30 : y0 + 60, x0 + 30 : x0 + 90] = 80  # working pixels 30-90 of frame 1: one edge at row 60
+    photo[y0 + 60 : y0 + 90, x0 + 30 : x0 + 90] = 180
+    first, second = _translated(photo, -7.0, 4.0, 192, 256)
+    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
+    flow[:, :, 4:10, 4:10] += torch.tensor([16.0, -2.0]).view(1, 2, 1, 1)  # wrong along and across the edge
+    est = MotionEstimator(_GivenFieldModel(flow), max_side=None, refine=0)
+    box = np.array([[40.0, 40.0, 72.0, 72.0]])
+    plain = est.box_displacements(first, second, box)[0]
+    assert abs(plain[1] - 4.0) < 0.2 and abs(plain[0] - 9.0) < 1.0  # the fit fixes y; x is invisible, stays
+    est.camera_fallback = True
+    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 4.0], atol=0.1)
+    est.box_refine = False  # the field's (9, 2) as it is: only its x becomes the camera's
+    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 2.0], atol=1e-6)
+
+
 @pytest.mark.parametrize("value", [0, 1, None, "yes"])
 def test_bad_camera_fallback(value: object) -> None:
     with pytest.raises(ValueError, match=r"camera_fallback: expected True or False"):

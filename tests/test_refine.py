@@ -15,6 +15,7 @@ from mmtrack_corr.refine import (
     MAX_STEP,
     box_pyramid,
     box_residual,
+    box_structure,
     box_texture,
     grey_image,
     image_gradients,
@@ -260,16 +261,18 @@ def test_box_texture_is_the_smaller_eigenvalue_of_the_box_structure_tensor() -> 
     boxes = rng.uniform(-20, 200, size=(40, 4))
     boxes[:, 2:] = boxes[:, :2] + rng.uniform(2, 90, size=(40, 2))
     got = box_texture(grads, torch.from_numpy(boxes)).numpy()
+    tensors = box_structure(grads, torch.from_numpy(boxes)).numpy()
     g = grads[0].double().numpy()
     h, w = g.shape[1:]
-    for box, value in zip(boxes, got, strict=True):
+    for i, box in enumerate(boxes):
         x0, y0, x1, y1 = np.clip(np.round(box), 0, [w, h, w, h]).astype(int)
         if x1 <= x0 or y1 <= y0:
-            assert value == math.inf
+            assert got[i] == math.inf and np.isnan(tensors[i]).all()
             continue
         gx, gy = g[0, y0:y1, x0:x1].ravel(), g[1, y0:y1, x0:x1].ravel()
         tensor = np.array([[gx @ gx, gx @ gy], [gx @ gy, gy @ gy]]) / gx.size
-        assert value == pytest.approx(np.linalg.eigvalsh(tensor)[0], rel=1e-9, abs=1e-15)
+        np.testing.assert_allclose(tensors[i], tensor, rtol=1e-9, atol=1e-15)
+        assert got[i] == pytest.approx(np.linalg.eigvalsh(tensor)[0], rel=1e-9, abs=1e-15)
     assert (got[np.isfinite(got)] > 3e-5).mean() > 0.5  # a photograph is textured almost everywhere
 
 
@@ -286,3 +289,5 @@ def test_box_texture_is_zero_on_flat_boxes_and_single_edges() -> None:
         box_texture(image, boxes)
     with pytest.raises(ValueError, match=r"boxes: expected shape \(N, 4\)"):
         box_texture(image_gradients(image), boxes[:, :3])
+    with pytest.raises(ValueError, match=r"gradients: expected \(1, 2, H, W\) image gradients"):
+        box_structure(image, boxes)
