@@ -643,8 +643,8 @@ class MotionEstimator:
         weak = (values < FLAT_TEXTURE) & inside[:, None]
         own = disp / factor
         for k in range(2):
-            rows, v = weak[:, k], vectors[:, :, k]
-            own[rows] += v[rows] * np.sum(v[rows] * (cam_t[rows] - own[rows]), axis=1, keepdims=True)
+            pick, v = weak[:, k], vectors[:, :, k]
+            own[pick] += v[pick] * np.sum(v[pick] * (cam_t[pick] - own[pick]), axis=1, keepdims=True)
         disp[:] = own * factor
         return taken | weak.all(axis=1)
 
