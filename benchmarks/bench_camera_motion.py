@@ -310,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     if "motion" in trackers:
         snap = "default" if args.motion_camera_snap is None else args.motion_camera_snap or "off"
         refine = "default" if args.motion_refine is None else args.motion_refine or "off"
-        box = "default" if args.motion_box_refine is None else ("on" if args.motion_box_refine else "off")
-        fallback = {None: "default", 0: "off", 1: "on"}[args.motion_camera_fallback]
+        switch = {None: "default", 0: "off", 1: "on"}
+        box, fallback = switch[args.motion_box_refine], switch[args.motion_camera_fallback]
         print(f"learned motion: weights {args.motion_weights or 'shipped default'}, working-size longer side "
               f"{args.motion_max_side}, uncertainty threshold {args.motion_uncertainty or 'none'}, "
               f"camera snap {snap}, refine {refine}, box refine {box}, camera fallback {fallback}")  # fmt: skip

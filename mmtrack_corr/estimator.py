@@ -580,11 +580,12 @@ class MotionEstimator:
         homography = None
         if self.camera_snap is not None or (self.camera_fallback and entries is not None):
             homography = fit_camera_homography(out)
+        if homography is not None:
+            cam_t, cam_a = camera_box_affine(homography, work)
         if self.camera_fallback and entries is not None and homography is not None:
-            snapped = self._camera_fallback(homography, work, disp, factor, entries, fit)
+            snapped = self._camera_fallback(cam_t, cam_a, work, disp, factor, entries, fit)
         if self.camera_snap is not None:
             if homography is not None:
-                cam_t, cam_a = camera_box_affine(homography, work)
                 camera = cam_t * factor
                 near = np.linalg.norm(disp - camera, axis=1) <= self.camera_snap
                 if fit is not None and entries is not None:  # the frames' verdict over each box's centre
@@ -607,17 +608,18 @@ class MotionEstimator:
 
     def _camera_fallback(
         self,
-        homography: np.ndarray,
+        cam_t: np.ndarray,
+        cam_a: np.ndarray,
         work: np.ndarray,
         disp: np.ndarray,
         factor: np.ndarray,
         entries: tuple[_CachedFrame, _CachedFrame],
         fit: BoxFit | None,
     ) -> np.ndarray:
-        """``camera_fallback`` on ``disp`` (frame pixels, updated in place) for boxes ``work`` (working pixels);
-        returns the mask of boxes that took the camera's motion or a fit from it."""
+        """``camera_fallback`` on ``disp`` (frame pixels, updated in place) for boxes ``work`` (working pixels),
+        given the camera's motion over them (:func:`camera_box_affine`, working pixels); returns the mask of boxes
+        that took the camera's motion or a fit from it."""
         e1, e2 = entries
-        cam_t, cam_a = camera_box_affine(homography, work)
         taken = np.zeros(len(disp), bool)
         if fit is not None:  # a second start: the camera's motion, where it is far from the box's own fit
             far = np.flatnonzero(np.linalg.norm(disp / factor - cam_t, axis=1) > _REFIT_MIN_GAP)
@@ -641,11 +643,9 @@ class MotionEstimator:
         inside = ~np.isnan(tensor).any(axis=(1, 2))
         values, vectors = np.linalg.eigh(np.where(inside[:, None, None], tensor, 0.0))
         weak = (values < FLAT_TEXTURE) & inside[:, None]
+        projector = np.einsum("nik,nk,njk->nij", vectors, weak.astype(np.float64), vectors)  # onto the weak directions
         own = disp / factor
-        for k in range(2):
-            pick, v = weak[:, k], vectors[:, :, k]
-            own[pick] += v[pick] * np.sum(v[pick] * (cam_t[pick] - own[pick]), axis=1, keepdims=True)
-        disp[:] = own * factor
+        disp[:] = (own + (projector @ (cam_t - own)[..., None])[..., 0]) * factor
         return taken | weak.all(axis=1)
 
     # ------------------------------------------------------------------------------------------------ public

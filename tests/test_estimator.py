@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -431,10 +432,19 @@ class _GivenFieldModel(MotionModel):
         return MotionOutput(self.flow.clone(), torch.zeros_like(self.flow), 8)
 
 
-def _panned(dx: float, dy: float, h: int = 192, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def _panned(
+    dx: float, dy: float, h: int = 192, w: int = 256, paint: Callable[[np.ndarray], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A held-out photograph seen through an (h, w) window and moved by (dx, dy); ``paint`` may first draw on the
+    scene, given the part of the photograph frame 1 shows (its pixel (y, x) is frame 1's)."""
     from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
 
-    return _translated(load_photo(HELDOUT_PHOTOS[1]), dx, dy, h, w)
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    if paint is not None:
+        photo = photo.copy()
+        y0, x0 = (photo.shape[0] - h) // 2, (photo.shape[1] - w) // 2
+        paint(photo[y0 : y0 + h, x0 : x0 + w])
+    return _translated(photo, dx, dy, h, w)
 
 
 def test_box_refine_fits_each_box_to_the_frames() -> None:
@@ -451,23 +461,22 @@ def test_box_refine_fits_each_box_to_the_frames() -> None:
     assert "box_refine=True" in repr(est)
 
 
+def _wrong_block_field(error: tuple[float, float] = (16.0, -12.0)) -> torch.Tensor:
+    """The camera's (-7, 4) everywhere but a block of cells (working pixels 32-80) off by ``error``, (1, 2, 24, 32)."""
+    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
+    flow[:, :, 4:10, 4:10] += torch.tensor(error).view(1, 2, 1, 1)
+    return flow
+
+
 def test_camera_snap_takes_the_camera_where_the_frames_disagree_with_a_wrong_field() -> None:
     first, second = _panned(-7.0, 4.0)
-    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
-    flow[:, :, 4:10, 4:10] += torch.tensor([16.0, -12.0]).view(1, 2, 1, 1)  # the head grossly wrong there
+    flow = _wrong_block_field()  # the head grossly wrong in one block
     boxes = np.array([[40.0, 40.0, 72.0, 72.0], [150.0, 100.0, 200.0, 150.0]])  # in the wrong block, elsewhere
     est = MotionEstimator(_GivenFieldModel(flow), max_side=None, refine=0, camera_snap=1.0)
     got = est.box_displacements(first, second, boxes)
     np.testing.assert_allclose(got, [[-7.0, 4.0]] * 2, atol=0.1)
     est.camera_snap = None  # the box fit alone cannot come back from 20 px
     assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 5.0
-
-
-def _wrong_block_field() -> torch.Tensor:
-    """The camera's (-7, 4) everywhere but a block of cells (working pixels 32-80) grossly wrong, (1, 2, 24, 32)."""
-    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
-    flow[:, :, 4:10, 4:10] += torch.tensor([16.0, -12.0]).view(1, 2, 1, 1)
-    return flow
 
 
 def test_camera_fallback_refits_a_box_from_the_camera_where_its_own_start_was_out_of_reach() -> None:
@@ -482,12 +491,11 @@ def test_camera_fallback_refits_a_box_from_the_camera_where_its_own_start_was_ou
 
 
 def test_camera_fallback_gives_a_flat_box_the_camera_motion_and_never_flags_it() -> None:
-    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
 
-    photo = load_photo(HELDOUT_PHOTOS[1]).copy()
-    y0, x0 = (photo.shape[0] - 192) // 2, (photo.shape[1] - 256) // 2
-    photo[y0 + 30 : y0 + 90, x0 + 30 : x0 + 90] = 128  # a flat patch of the scene (working pixels 30-90 of frame 1)
-    first, second = _translated(photo, -7.0, 4.0, 192, 256)
+    def flat(scene: np.ndarray) -> None:
+        scene[30:90, 30:90] = 128  # a flat patch of the scene (working pixels 30-90 of frame 1)
+
+    first, second = _panned(-7.0, 4.0, paint=flat)
     boxes = np.array([[40.0, 40.0, 72.0, 72.0], [150.0, 100.0, 200.0, 150.0]])  # flat (wrong field), textured
     model = _GivenFieldModel(_wrong_block_field())
     est = MotionEstimator(model, max_side=None, refine=0, uncertainty_thresh=0.5, camera_fallback=True)
@@ -510,15 +518,13 @@ def test_camera_fallback_gives_a_flat_box_the_camera_motion_and_never_flags_it()
 
 def test_camera_fallback_takes_the_camera_only_along_an_edge() -> None:
     """A box crossed by one horizontal edge pins its vertical motion only: the fallback replaces the horizontal part."""
-    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
 
-    photo = load_photo(HELDOUT_PHOTOS[1]).copy()
-    y0, x0 = (photo.shape[0] - 192) // 2, (photo.shape[1] - 256) // 2
-    photo[y0 + 30 : y0 + 60, x0 + 30 : x0 + 90] = 80  # working pixels 30-90 of frame 1: one edge at row 60
-    photo[y0 + 60 : y0 + 90, x0 + 30 : x0 + 90] = 180
-    first, second = _translated(photo, -7.0, 4.0, 192, 256)
-    flow = torch.tensor([-7.0, 4.0]).view(1, 2, 1, 1).repeat(1, 1, 24, 32)
-    flow[:, :, 4:10, 4:10] += torch.tensor([16.0, -2.0]).view(1, 2, 1, 1)  # wrong along and across the edge
+    def edge(scene: np.ndarray) -> None:
+        scene[30:60, 30:90] = 80  # working pixels 30-90 of frame 1: one edge at row 60
+        scene[60:90, 30:90] = 180
+
+    first, second = _panned(-7.0, 4.0, paint=edge)
+    flow = _wrong_block_field((16.0, -2.0))  # wrong along and across the edge
     est = MotionEstimator(_GivenFieldModel(flow), max_side=None, refine=0)
     box = np.array([[40.0, 40.0, 72.0, 72.0]])
     plain = est.box_displacements(first, second, box)[0]
