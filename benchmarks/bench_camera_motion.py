@@ -114,8 +114,10 @@ def learned_source() -> Any:
     )
 
 
-def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace) -> float:
+def _track(data: Path, out: Path, tracker: str, args: argparse.Namespace, sequences: list[str]) -> float:
+    # only this run's sequences: the data folder may hold more (other --seeds / --speeds of earlier runs)
     argv = [str(data), "--tracker", tracker, "--output", str(out / tracker), "--workers", str(args.workers)]
+    argv += ["--sequences", *sequences]
     if tracker == "motion":
         os.environ["BENCH_MOTION_WEIGHTS"] = args.motion_weights or ""
         os.environ["BENCH_MOTION_MAX_SIDE"] = str(args.motion_max_side or "")
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             results[t], seconds[t] = old["results"][t], old["seconds"][t]
             print(f"{t}: results reused from {record}", file=sys.stderr)
             continue
-        seconds[t] = _track(args.data, args.out, t, args)
+        seconds[t] = _track(args.data, args.out, t, args, [n for s in speeds for n in names[s]])
         results[t] = {}
         for s in speeds:
             res = evaluate_mot_challenge(args.data, args.out / t, sequences=names[s])

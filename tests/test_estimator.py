@@ -13,6 +13,7 @@ import torch
 
 from mmtrack_corr.estimator import (
     DEFAULT_REFINE,
+    FLAT_TEXTURE,
     MotionEstimator,
     box_mean,
     camera_box_affine,
@@ -533,6 +534,34 @@ def test_camera_fallback_takes_the_camera_only_along_an_edge() -> None:
     np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 4.0], atol=0.1)
     est.box_refine = False  # the field's (9, 2) as it is: only its x becomes the camera's
     np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 2.0], atol=1e-6)
+
+
+def test_camera_fallback_keeps_a_faint_object_the_frames_see_moving_on_its_own() -> None:
+    """A faint blob (flat by FLAT_TEXTURE, like a motion-blurred object) moving by (5, 6) while the camera moves the
+    scene by (-7, 4): the camera's motion explains the frames far worse than the blob's own, so the box keeps it."""
+    import cv2
+
+    from mmtrack_corr.refine import box_texture, image_gradients
+
+    def flat(scene: np.ndarray) -> None:
+        scene[30:120, 30:120] = 128
+
+    first, second = _panned(-7.0, 4.0, paint=flat)
+    yy, xx = np.mgrid[0:192, 0:256].astype(np.float64)
+
+    def blob(frame: np.ndarray, cx: float, cy: float) -> np.ndarray:
+        bump = 0.1 * 255.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 6.0**2))
+        return np.clip(frame + bump[..., None], 0, 255).round().astype(np.uint8)
+
+    first, second = blob(first, 56.0, 56.0), blob(second, 61.0, 62.0)
+    box = np.array([[40.0, 40.0, 72.0, 72.0]])
+    grey = torch.from_numpy(cv2.cvtColor(first, cv2.COLOR_BGR2GRAY) / 255.0).float().view(1, 1, 192, 256)
+    assert box_texture(image_gradients(grey), torch.from_numpy(box)).item() < FLAT_TEXTURE  # flat by the threshold
+    flow = _wrong_block_field((12.0, 2.0))  # the head saw the blob's own (5, 6) in its cells
+    est = MotionEstimator(_GivenFieldModel(flow), max_side=None, refine=0, camera_fallback=True)
+    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [5.0, 6.0], atol=0.3)
+    est.box_refine = False  # the head's value as it is: the frames reject the camera's just the same
+    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [5.0, 6.0], atol=1e-6)
 
 
 @pytest.mark.parametrize("value", [0, 1, None, "yes"])
