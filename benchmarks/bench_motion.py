@@ -234,6 +234,9 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
     with torch.inference_mode(), autocast:
         f1, f2 = model.features(x), model.features(est._to_tensor(pair.frame2))
         out["encoder"] = _median_ms(lambda: model.features(x), args.repeats, sync)
+        if args.compile_encoder:  # MotionEstimator(compile_encoder=True); the warm-up calls compile it
+            compiled = torch.compile(model.features, dynamic=False)
+            out["encoder (torch.compile)"] = _median_ms(lambda: compiled(x), args.repeats, sync)
         out["corr light"] = _median_ms(lambda: correlation_volume(f1[2], f2[2]), args.repeats, sync)
         out["corr 3-scale"] = _median_ms(
             lambda: [correlation_volume(a, b) for a, b in zip(f1, f2, strict=True)], args.repeats, sync
@@ -272,6 +275,9 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
         stream.append(f)
     default_est = MotionEstimator(model, device=device)  # the default working size (max_side DEFAULT_MAX_SIDE)
     variants = [("", est, 0, False, False), (" (default working size, no refine)", default_est, 0, False, False)]
+    if args.compile_encoder:
+        compiled_est = MotionEstimator(model, device=device, working_size=size, compile_encoder=True)
+        variants.insert(1, (" (compiled encoder)", compiled_est, 0, False, False))
     if args.refine:
         variants.append((f" (default working size, refine {args.refine})", default_est, args.refine, False, False))
         if args.box_refine:
@@ -605,6 +611,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="with --refine: also score MotionEstimator(box_refine=True) (rows '+ refine + box fit', and '+ refine + "
         "box fit + camera snap' with --camera-snap, which then replace the rows of camera snap without the box fit), "
         "and time the box fit",
+    )
+    parser.add_argument(
+        "--compile-encoder",
+        action="store_true",
+        help="latency: also time the encoder under torch.compile (MotionEstimator(compile_encoder=True)), alone and "
+        "in the whole call at the column's size (rows '... torch.compile' / '... compiled encoder')",
     )
     parser.add_argument(
         "--camera-fallback",

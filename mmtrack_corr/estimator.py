@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -353,6 +353,10 @@ class MotionEstimator:
             flagged by ``uncertainty_thresh``. The cost on moving objects is measured in the README's motion
             benchmark. Nothing changes where no single homography explains the field. Default
             :data:`DEFAULT_CAMERA_FALLBACK` (False: see there why).
+        compile_encoder: run the encoder through ``torch.compile`` (Inductor; on CPU it needs a C++ compiler).
+            The first frame of each working size compiles it (~20 s on a 2-core CPU); after that the encoder
+            takes about half the time on CPU (544x960, one thread: 51 -> 28 ms in one run). Only the encoder:
+            compiled, the motion head was 3.5x slower on CPU. Same outputs as eager to float precision.
 
     Raises:
         TypeError: ``model`` is not a MotionModel.
@@ -382,6 +386,7 @@ class MotionEstimator:
         refine: int = DEFAULT_REFINE,
         box_refine: bool = DEFAULT_BOX_REFINE,
         camera_fallback: bool = DEFAULT_CAMERA_FALLBACK,
+        compile_encoder: bool = False,
     ) -> None:
         if not isinstance(model, MotionModel):
             raise TypeError(f"model: expected a MotionModel, got {type(model).__name__}")
@@ -415,6 +420,8 @@ class MotionEstimator:
             raise ValueError(f"box_refine: expected True or False, got {box_refine!r}")
         if not isinstance(camera_fallback, bool):
             raise ValueError(f"camera_fallback: expected True or False, got {camera_fallback!r}")
+        if not isinstance(compile_encoder, bool):
+            raise ValueError(f"compile_encoder: expected True or False, got {compile_encoder!r}")
         if device is not None:
             model = model.to(device)
         self.model = model.eval()
@@ -426,6 +433,8 @@ class MotionEstimator:
         self.refine = int(refine)
         self.box_refine = box_refine
         self.camera_fallback = camera_fallback
+        self.compile_encoder = compile_encoder
+        self._compiled: Callable[[Tensor], list[Tensor]] | None = None  # torch.compile(model.features), made once
         self._cache: list[_CachedFrame] = []
 
     @classmethod
@@ -443,6 +452,7 @@ class MotionEstimator:
         refine: int = DEFAULT_REFINE,
         box_refine: bool = DEFAULT_BOX_REFINE,
         camera_fallback: bool = DEFAULT_CAMERA_FALLBACK,
+        compile_encoder: bool = False,
     ) -> MotionEstimator:
         """Load shipped weights by name (sha256-checked) or a weights file by path.
 
@@ -451,8 +461,8 @@ class MotionEstimator:
                 :func:`~mmtrack_corr.motion_model.save_motion_model`.
             device: where to run.
             expected_sha256: hex sha256 the file must have (shipped weights are always checked).
-            head, max_side, working_size, uncertainty_thresh, camera_snap, refine, box_refine, camera_fallback: as
-                the constructor.
+            head, max_side, working_size, uncertainty_thresh, camera_snap, refine, box_refine, camera_fallback,
+                compile_encoder: as the constructor.
 
         Returns:
             The estimator.
@@ -473,6 +483,7 @@ class MotionEstimator:
             refine=refine,
             box_refine=box_refine,
             camera_fallback=camera_fallback,
+            compile_encoder=compile_encoder,
         )
 
     @property
@@ -519,10 +530,17 @@ class MotionEstimator:
             if entry.frame.shape == frame.shape and np.array_equal(entry.frame, frame):
                 return entry
         image = self._to_tensor(frame)
-        entry = _CachedFrame(frame.copy(), image, self.model.features(image))
+        entry = _CachedFrame(frame.copy(), image, self._encode(image))
         self._cache.append(entry)
         del self._cache[:-_CACHE_FRAMES]
         return entry
+
+    def _encode(self, image: Tensor) -> list[Tensor]:
+        if not self.compile_encoder:
+            return self.model.features(image)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model.features, dynamic=False)
+        return self._compiled(image)
 
     def _features(self, frame: np.ndarray) -> list[Tensor]:
         return self._entry(frame).feats
@@ -812,7 +830,8 @@ class MotionEstimator:
             f"MotionEstimator(head={self.head or self.model.config.heads[0]!r}, device={str(self.device)!r}, "
             f"max_side={self.max_side}, working_size={self.working_size}, "
             f"uncertainty_thresh={self.uncertainty_thresh}, camera_snap={self.camera_snap}, refine={self.refine}, "
-            f"box_refine={self.box_refine}, camera_fallback={self.camera_fallback})"
+            f"box_refine={self.box_refine}, camera_fallback={self.camera_fallback}"
+            + (", compile_encoder=True)" if self.compile_encoder else ")")
         )
 
 

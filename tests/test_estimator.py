@@ -574,3 +574,22 @@ def test_bad_camera_fallback(value: object) -> None:
 def test_bad_box_refine(value: object) -> None:
     with pytest.raises(ValueError, match=r"box_refine: expected True or False"):
         MotionEstimator(_tiny_model(), box_refine=value)  # type: ignore[arg-type]
+
+
+def test_compile_encoder_gives_the_eager_displacements() -> None:
+    """``compile_encoder=True`` runs the encoder through torch.compile (Inductor) with the same results."""
+    pytest.importorskip("torch._inductor")
+    first, second = _panned(-7.0, 4.0)
+    boxes = np.array([[20.0, 20.0, 80.0, 100.0], [120.0, 60.0, 220.0, 160.0]])
+    model = _tiny_model()
+    eager = MotionEstimator(model, max_side=None).box_displacements(first, second, boxes)
+    est = MotionEstimator(model, max_side=None, compile_encoder=True)
+    assert "compile_encoder=True" in repr(est)
+    np.testing.assert_allclose(est.box_displacements(first, second, boxes), eager, atol=1e-4)
+    assert est._compiled is not None
+
+
+@pytest.mark.parametrize("value", [0, 1, None, "yes"])
+def test_bad_compile_encoder(value: object) -> None:
+    with pytest.raises(ValueError, match=r"compile_encoder: expected True or False"):
+        MotionEstimator(_tiny_model(), compile_encoder=value)  # type: ignore[arg-type]
