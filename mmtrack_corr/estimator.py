@@ -606,8 +606,8 @@ class MotionEstimator:
             homography = fit_camera_homography(out)
         if homography is not None:
             cam_t, cam_a = camera_box_affine(homography, work)
-        if self.camera_fallback and entries is not None and homography is not None:
-            snapped = self._camera_fallback(cam_t, cam_a, work, disp, factor, entries, fit)
+            if self.camera_fallback and entries is not None:
+                snapped = self._camera_fallback(cam_t, cam_a, work, disp, factor, entries, fit)
         if self.camera_snap is not None:
             if homography is not None:
                 camera = cam_t * factor
@@ -682,10 +682,9 @@ class MotionEstimator:
         projector = np.einsum("nik,nk,njk->nij", vectors[flat], weak[flat].astype(np.float64), vectors[flat])
         own = disp[flat] / factor
         candidate = own + (projector @ (cam_t[flat] - own)[..., None])[..., 0]
-        rows = torch.from_numpy(flat).to(self.device)
         boxes = torch.from_numpy(work[flat]).to(self.device)
         both = torch.from_numpy(np.concatenate([own, candidate])).to(self.device, torch.float32)
-        lin = None if affine is None else affine[rows].repeat(2, 1, 1)
+        lin = None if affine is None else affine[torch.from_numpy(flat).to(self.device)].repeat(2, 1, 1)
         residual = box_residual(grey1, grey2, boxes.repeat(2, 1), both, lin).cpu().numpy()
         agree = residual[flat.size :] <= _FLAT_RESIDUAL_RATIO * residual[: flat.size]
         disp[flat[agree]] = candidate[agree] * factor
