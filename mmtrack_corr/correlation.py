@@ -14,6 +14,12 @@ split into tiles so that the Gram blocks stay close to the band (little wasted a
 PatchH x tiles large matrix products instead of PatchH x PatchW small reductions, and nothing of size
 C x Patch^2 x H x W is ever materialised. The backward pass is the transpose of the same products, accumulated per
 tile in row blocks of at most two outputs' worth; only the inputs are saved for it.
+
+Where the band is a large part of each Gram block - kernel size 1, stride 1, no padding, dilation_patch 1, as in
+MM-Tracker's 9x9 search - and C is small next to the patch area, the forward instead takes each output pixel's
+C-vector against the PatchW consecutive C-vectors of ``input2`` around it: one batched product per patch row over
+every pixel at once, with no Gram entry off the band (see :func:`_pixel_products`; copies of the inputs in
+channels-last order, so it runs only where they keep the extra memory within 3x the output).
 """
 
 from __future__ import annotations
@@ -429,6 +435,108 @@ def _correlate_batched_backward(
     return g1, g2
 
 
+# The pixel formulation, for the dense grid only (kernel size 1, stride 1, no padding, dilation_patch 1): every
+# output pixel's displacements of one patch row are ONE small product, its C-vector of input1 against the PatchW
+# consecutive C-vectors of input2 around it, and all pixels' products are ONE batched matrix product on strided
+# views of channels-last copies (input2 laid out flat with zero margins, so that a window starting before the first
+# pixel or ending after the last stays in memory). A window that crosses the left or right edge of the map reads
+# the neighbouring row's pixels, and one that crosses the top or bottom edge the neighbouring batch item's (or the
+# margins): those entries are exactly the displacements that leave the map, and are set to zero afterwards. No
+# Gram entry off the band is computed, so this beats the tiled Gram products above where the band is a large part
+# of each Gram (measured on CPU: 1.4-2.4x faster for 9x9 searches of 48-512 channels, slower for FlowNetC's
+# 21x21 search at dilation 2). PatchH + a few ATen calls, whatever the batch and width; extra memory: the
+# channels-last copies (input1's is free when it is channels-last already) and the stacked products (1x output).
+def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid) -> bool:
+    """Whether :func:`_correlate_pixels` applies to this grid and keeps its extra memory within 3x the output."""
+    dense = all(g[1] == 0 and g[2] == 1 and g[3] == g[0] and g[5] == 1 for g in (rows, cols))
+    if not dense:
+        return False
+    batch, channels, height, width = x1.shape
+    copies = channels * (batch * height * width + rows[4] * width + cols[4])
+    if not x1.permute(0, 2, 3, 1).is_contiguous():
+        copies += channels * batch * height * width
+    return copies <= 2 * batch * rows[4] * cols[4] * height * width
+
+
+def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int) -> Tensor:
+    """Kernel-size-1, stride-1 correlation without padding: (B, H, W, PatchH, PatchW), channels-last order."""
+    batch, channels, height, width = x1.shape
+    dy0, dx0 = -((patch_h - 1) // 2), -((patch_w - 1) // 2)
+    dy1, dx1 = dy0 + patch_h - 1, dx0 + patch_w - 1
+    pixels = batch * height * width
+    before = (-dy0 * width - dx0) * channels  # margin so that the first window starts inside the buffer
+    after = (dy1 * width + dx1) * channels
+    flat = x2.new_empty(before + pixels * channels + after)
+    flat[:before].zero_()
+    flat[before + pixels * channels :].zero_()
+    flat[before : before + pixels * channels].view(batch, height, width, channels).copy_(x2.permute(0, 2, 3, 1))
+    a = x1.permute(0, 2, 3, 1).contiguous().view(pixels, 1, channels)
+    products = [
+        torch.bmm(
+            a,
+            flat.as_strided(
+                (pixels, channels, patch_w), (channels, 1, channels), before + (dy * width + dx0) * channels
+            ),
+        )
+        for dy in range(dy0, dy1 + 1)
+    ]
+    out = torch.stack(products, dim=1).view(batch, height, width, patch_h, patch_w)
+    # windows that left the map read neighbouring rows / batch items / margins: those displacements are zeros.
+    # Only the first and last (patch - 1) rows / columns have such windows: mask those strips, not the whole map.
+    for axis, size, first, last in ((1, height, dy0, dy1), (2, width, dx0, dx1)):
+        reach = min(size, max(-first, last))
+        if reach == 0:
+            continue
+        shifts = torch.arange(first, last + 1, device=x1.device)
+        for start in sorted({0, size - reach}):
+            at = torch.arange(start, start + reach, device=x1.device).unsqueeze(1) + shifts
+            mask = (at < 0) | (at >= size)  # (reach, patch)
+            strip = out.narrow(axis, start, reach)
+            strip.masked_fill_(mask.view(1, reach, 1, -1, 1) if axis == 1 else mask.view(1, 1, reach, 1, -1), 0.0)
+    return out
+
+
+def _correlate_pixels(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
+    """:func:`_correlate` on a grid accepted by :func:`_pixels_fit`: (B, PatchH, PatchW, H, W)."""
+    return _pixel_products(x1, x2, rows[4], cols[4]).permute(0, 3, 4, 1, 2).contiguous()
+
+
+@torch.jit.unused
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
+@torch.jit.unused
+def _pixel_volume(x1: Tensor, x2: Tensor, patch: int) -> Tensor | None:
+    """The search volume (B, patch^2, H, W) as a channels-last view of the pixel products, or None where they do
+    not run: while tracing, under autograd (the loop path's lean backward), on the batched or Triton backends, or
+    beyond their memory bound. For callers that feed the volume to channels-last layers (the motion heads): it
+    skips the copy to (B, PatchH, PatchW, H, W) order, and per-position ops over the patch read contiguous memory.
+    """
+    batch, _, height, width = x1.shape
+    rows, cols = (height, 0, 1, height, patch, 1), (width, 0, 1, width, patch, 1)
+    grad = torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad)
+    if grad or _tracing() or _selected_backend() not in ("auto", "aten") or _use_triton(x1):
+        return None
+    if x1.numel() == 0 or not _pixels_fit(x1, rows, cols):
+        return None
+    dtype = x1.dtype
+    if dtype == torch.float16 or dtype == torch.bfloat16:
+        x1, x2 = x1.float(), x2.float()
+    out = _pixel_products(x1, x2, patch, patch).view(batch, height, width, patch * patch).permute(0, 3, 1, 2)
+    return out.to(dtype)
+
+
+@torch.jit.unused
+def _correlate_forward(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid, batched: bool) -> Tensor:
+    """The forward of the eager paths: batched, pixels where they fit (not while tracing: storage offsets), loop."""
+    if batched:
+        return _correlate_batched(x1, x2, rows, cols)
+    if not _tracing() and _pixels_fit(x1, rows, cols):
+        return _correlate_pixels(x1, x2, rows, cols)
+    return _correlate(x1, x2, rows, cols)
+
+
 class _Correlation(torch.autograd.Function):
     """Kernel-size-1 correlation with a lean backward: only the two inputs are saved."""
 
@@ -436,7 +544,7 @@ class _Correlation(torch.autograd.Function):
     def forward(ctx, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid, batched: bool) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(x1, x2)
         ctx.grids = (rows, cols, batched)
-        return (_correlate_batched if batched else _correlate)(x1, x2, rows, cols)
+        return _correlate_forward(x1, x2, rows, cols, batched)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
@@ -576,10 +684,12 @@ def correlation_backend(backend: str) -> Iterator[None]:
     """Forces the implementation of :func:`spatial_correlation_sample` inside a ``with`` block.
 
     ``"auto"`` (the default) runs the fused Triton kernels for CUDA tensors when Triton is installed and the plain
-    ATen ops otherwise (CPU, TorchScript, tracing, ONNX export). ``"aten"`` always runs the ATen ops (per patch row
-    and column tile: a few hundred small calls, memory <= 2x the output). ``"batched"`` runs the same products as a
-    fixed handful of ATen calls (about 10 per forward, 30 per forward + backward, whatever the batch, patch and
-    width) at the price of memory (copies of both inputs and a Gram of ~2-3x the output: measured 7-36x the
+    ATen ops otherwise (CPU, TorchScript, tracing, ONNX export). ``"aten"`` always runs the ATen ops: in eager mode,
+    for a kernel-size-1, stride-1, unpadded, undilated search whose channel-last copies fit within 3x the output,
+    one batched product per patch row (the pixel formulation, e.g. the motion heads' 9x9 volumes); otherwise per
+    patch row and column tile (a few hundred small calls, memory <= 2x the output). ``"batched"`` runs the same
+    products as a fixed handful of ATen calls (about 10 per forward, 30 per forward + backward, whatever the batch,
+    patch and width) at the price of memory (copies of both inputs and a Gram of ~2-3x the output: measured 7-36x the
     output forward, more when C is large against the patch area); it is for devices where each call is costly (a
     GPU without Triton, a busy CPU); TorchScript, tracing, export and ``torch.compile`` keep ``"aten"``.
     ``"triton"`` always runs the Triton kernels (CUDA tensors, or CPU tensors under Triton's interpreter,
@@ -651,12 +761,13 @@ def _apply(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
 @torch.jit.unused
 def _apply_eager(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
     # torch.compile / export trace the loop path: the batched one needs storage offsets, which Dynamo cannot trace
-    tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+    tracing = _tracing()
     batched = not tracing and _selected_backend() == "batched"
     if torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad):
         return _Correlation.apply(x1, x2, rows, cols, batched)
-    # Inference (and tracing / export): the plain ops, no autograd.Function in the graph.
-    return (_correlate_batched if batched else _correlate)(x1, x2, rows, cols)
+    if tracing:  # the plain loop of ATen ops, no autograd.Function and no storage offsets in the graph
+        return _correlate(x1, x2, rows, cols)
+    return _correlate_forward(x1, x2, rows, cols, batched)
 
 
 def spatial_correlation_sample(

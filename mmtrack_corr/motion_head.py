@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtrack_corr.context import build_context_block, context_per_level
+from mmtrack_corr.correlation import _pixel_volume, _validate_inputs
 from mmtrack_corr.kernel_search import kernel_search_correlation
 
 __all__ = [
@@ -73,9 +74,13 @@ def correlation_volume(feat1: Tensor, feat2: Tensor) -> Tensor:
         >>> correlation_volume(torch.randn(1, 32, 4, 6), torch.randn(1, 32, 4, 6)).shape
         torch.Size([1, 81, 4, 6])
     """
-    return kernel_search_correlation(
-        F.normalize(feat1, dim=1), F.normalize(feat2, dim=1), MAX_DISPLACEMENT, normalize=False
-    )
+    f1, f2 = F.normalize(feat1, dim=1), F.normalize(feat2, dim=1)
+    if _checking():
+        f1, f2 = _validate_inputs(f1, f2)
+        volume = _pixel_volume(f1, f2, 2 * MAX_DISPLACEMENT + 1)  # inference on CPU: channels-last, no copy
+        if volume is not None:
+            return volume
+    return kernel_search_correlation(f1, f2, MAX_DISPLACEMENT, normalize=False)
 
 
 def warp_features(feat: Tensor, flow: Tensor) -> Tensor:
@@ -136,6 +141,11 @@ class SoftArgmax(nn.Module):
 
     def forward(self, volume: Tensor) -> Tensor:
         """(B, 81, H, W) volume -> (B, 3, H, W): expected (dx, dy) in cells and the peak probability."""
+        if not torch.jit.is_scripting() and volume.permute(0, 2, 3, 1).is_contiguous() and volume.shape[1] > 1:
+            # a channels-last volume (the pixel path's): the same sums over contiguous memory, channels-last out
+            p_last = torch.softmax(volume.permute(0, 2, 3, 1) * self.log_beta.exp(), dim=-1)
+            expected_last = p_last @ self.offsets.to(p_last.dtype).t()
+            return torch.cat([expected_last, p_last.amax(dim=-1, keepdim=True)], dim=-1).permute(0, 3, 1, 2)
         p = torch.softmax(volume * self.log_beta.exp(), dim=1)
         expected = torch.einsum("bkhw,ck->bchw", p, self.offsets.to(p.dtype))
         return torch.cat([expected, p.amax(dim=1, keepdim=True)], dim=1)

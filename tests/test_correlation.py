@@ -366,3 +366,77 @@ def test_onnx_export_matches_eager(tmp_path):
     names = [i.name for i in session.get_inputs()]
     (result,) = session.run(None, {names[0]: x1.numpy(), names[1]: x2.numpy()})
     assert_close_to(torch.from_numpy(result), sampler(x1, x2), torch.float32)
+
+
+# The pixel path (kernel-size-1 grid, stride 1, no padding, dilation_patch 1, extra memory within 3x the output):
+# (shape, kernel_size, patch_size); shapes smaller than the patch make windows leave the map on every side.
+PIXEL_CONFIGS = [
+    pytest.param((1, 4, 9, 11), 1, 9, id="mmtracker_p9"),
+    pytest.param((3, 5, 6, 7), 1, 5, id="batch_3"),
+    pytest.param((2, 3, 8, 9), 1, 4, id="even_patch"),
+    pytest.param((2, 3, 8, 9), 1, (4, 7), id="nonsquare_patch"),
+    pytest.param((2, 3, 2, 3), 1, 9, id="map_smaller_than_patch"),
+    pytest.param((2, 3, 1, 1), 1, 3, id="one_pixel"),
+    pytest.param((2, 3, 7, 8), 2, 3, id="kernel_2_dense_grid"),
+]
+
+
+@pytest.fixture
+def pixel_calls(monkeypatch):
+    """Counts the calls of the pixel path, so that a test shows it ran (or did not)."""
+    from mmtrack_corr import correlation
+
+    calls = []
+    original = correlation._correlate_pixels
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return original(*args)
+
+    monkeypatch.setattr(correlation, "_correlate_pixels", spy)
+    return calls
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("shape", "k", "p"), PIXEL_CONFIGS)
+def test_pixel_path_matches_naive_formula(device, pixel_calls, shape, k, p, channels_last):
+    x1, x2 = inputs(shape, device)
+    if channels_last:
+        x1, x2 = (x.contiguous(memory_format=torch.channels_last) for x in (x1, x2))
+    out = spatial_correlation_sample(x1, x2, k, p)
+    assert pixel_calls, "the pixel path did not run"
+    assert out.is_contiguous()
+    assert_close_to(out, naive_correlation(x1, x2, k, p))
+    # gradients: the pixel forward under autograd, the transposed products of the loop path backward
+    a, b = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    na, nb = x1.detach().cpu().clone().requires_grad_(True), x2.detach().cpu().clone().requires_grad_(True)
+    grad = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1))
+    spatial_correlation_sample(a, b, k, p).backward(grad.to(device))
+    naive_correlation(na, nb, k, p).backward(grad)
+    assert_close_to(a.grad, na.grad)
+    assert_close_to(b.grad, nb.grad)
+
+
+def test_pixel_path_float32_and_half(device, pixel_calls):
+    x1, x2 = inputs((2, 8, 9, 10), device, torch.float32)
+    assert_close_to(spatial_correlation_sample(x1, x2, 1, 9), naive_correlation(x1, x2, 1, 9), torch.float32)
+    h1, h2 = x1.to(torch.bfloat16), x2.to(torch.bfloat16)
+    out = spatial_correlation_sample(h1, h2, 1, 9)
+    assert out.dtype == torch.bfloat16
+    assert_close_to(out, naive_correlation(h1, h2, 1, 9), torch.bfloat16)
+    assert len(pixel_calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs"),
+    [
+        pytest.param((1, 200, 6, 7), {"patch_size": 9}, id="channels_beyond_the_memory_bound"),
+        pytest.param((1, 3, 6, 7), {"patch_size": 5, "padding": 1}, id="padding"),
+        pytest.param((1, 3, 6, 7), {"patch_size": 5, "stride": 2}, id="stride"),
+        pytest.param((1, 3, 6, 7), {"patch_size": 5, "dilation_patch": 2}, id="dilation_patch"),
+    ],
+)
+def test_pixel_path_only_where_it_fits(device, pixel_calls, shape, kwargs):
+    x1, x2 = inputs(shape, device)
+    assert_close_to(spatial_correlation_sample(x1, x2, **kwargs), naive_correlation(x1, x2, **kwargs))
+    assert not pixel_calls

@@ -43,6 +43,34 @@ def test_volume_peak_is_the_shift_of_frame_t_right_and_down_positive(dx: int, dy
     assert float(volume.max()) == pytest.approx(1.0, abs=1e-5)  # cosine similarity of identical vectors
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_volume_is_channels_last_and_equals_the_op(channels_last: bool) -> None:
+    # without autograd the heads' volume comes from the op's pixel path as a channels-last view (no copy); with
+    # autograd, from the op's autograd path; both equal kernel_search_correlation of the normalised features
+    from mmtrack_corr.kernel_search import kernel_search_correlation
+
+    g = torch.Generator().manual_seed(3)
+    f1, f2 = torch.randn(2, 24, 7, 11, generator=g), torch.randn(2, 24, 7, 11, generator=g)
+    if channels_last:
+        f1, f2 = (f.contiguous(memory_format=torch.channels_last) for f in (f1, f2))
+    expected = kernel_search_correlation(
+        torch.nn.functional.normalize(f1.double(), dim=1),
+        torch.nn.functional.normalize(f2.double(), dim=1),
+        4,
+        normalize=False,
+    )
+    with torch.no_grad():
+        fast = correlation_volume(f1, f2)
+    assert fast.is_contiguous(memory_format=torch.channels_last) and not fast.is_contiguous()
+    torch.testing.assert_close(fast.double(), expected, rtol=0, atol=1e-6)
+    graded = correlation_volume(f1.requires_grad_(True), f2)
+    assert graded.is_contiguous() and graded.requires_grad
+    torch.testing.assert_close(graded.detach().double(), expected, rtol=0, atol=1e-6)
+    soft = SoftArgmax(beta=7.0)
+    torch.testing.assert_close(soft(fast), soft(fast.contiguous()), rtol=0, atol=1e-5)  # cells, float32 sums
+    assert soft(fast).is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize(("shift_x", "shift_y"), [(16, 8), (-24, 16)])
 def test_shifted_image_through_the_untrained_encoder_peaks_at_the_pixel_shift(shift_x: int, shift_y: int) -> None:
     # a translated random image: the stride-8 volume peaks at the channel of (shift / 8) cells, i.e. the head's
