@@ -25,6 +25,7 @@ channels-last order, so it runs only where they keep the extra memory within 3x 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import math
 import operator
@@ -483,17 +484,26 @@ def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int) -> Tenso
     out = torch.stack(products, dim=1).view(batch, height, width, patch_h, patch_w)
     # windows that left the map read neighbouring rows / batch items / margins: those displacements are zeros.
     # Only the first and last (patch - 1) rows / columns have such windows: mask those strips, not the whole map.
-    for axis, size, first, last in ((1, height, dy0, dy1), (2, width, dx0, dx1)):
-        reach = min(size, max(-first, last))
-        if reach == 0:
-            continue
-        shifts = torch.arange(first, last + 1, device=x1.device)
-        for start in sorted({0, size - reach}):
-            at = torch.arange(start, start + reach, device=x1.device).unsqueeze(1) + shifts
-            mask = (at < 0) | (at >= size)  # (reach, patch)
-            strip = out.narrow(axis, start, reach)
-            strip.masked_fill_(mask.view(1, reach, 1, -1, 1) if axis == 1 else mask.view(1, 1, reach, 1, -1), 0.0)
+    for axis, size, first in ((1, height, dy0), (2, width, dx0)):
+        patch = patch_h if axis == 1 else patch_w
+        for start, mask in _edge_masks(size, first, patch, x1.device):
+            shape = (1, mask.shape[0], 1, patch, 1) if axis == 1 else (1, 1, mask.shape[0], 1, patch)
+            out.narrow(axis, start, mask.shape[0]).masked_fill_(mask.view(shape), 0.0)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _edge_masks(size: int, first: int, patch: int, device: torch.device) -> tuple[tuple[int, Tensor], ...]:
+    """For one axis of the map: the strips [start, start + reach) at its two ends whose windows leave it, each with
+    its (reach, patch) mask of displacements first .. first + patch - 1 that land outside [0, size). Cached: the
+    masks depend on the map's size only, so a forward issues one masked fill per strip and no mask arithmetic."""
+    last = first + patch - 1
+    reach = min(size, max(-first, last, 0))
+    strips = []
+    for start in sorted({0, size - reach}) if reach else ():
+        at = torch.arange(start, start + reach).unsqueeze(1) + torch.arange(first, last + 1)
+        strips.append((start, ((at < 0) | (at >= size)).to(device)))
+    return tuple(strips)
 
 
 def _correlate_pixels(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:

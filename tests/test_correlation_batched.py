@@ -142,3 +142,15 @@ def test_aten_call_count_is_fixed(shape, params):
     # the same figures for every batch, patch size and width (measured: 9 and 34, autograd's own calls included)
     assert count_aten_calls(forward) == 9
     assert count_aten_calls(forward_backward) == 34
+
+
+def test_default_path_call_count_is_fixed_where_the_pixel_products_run():
+    # the default ("aten") forward of a 9x9 search with small C runs the pixel products: patch rows + a few calls,
+    # the same for every batch and width (edge masks cached per map size after the first call; C=1 would skip
+    # the channels-last copy of input1, which is then a view)
+    counts = set()
+    for shape in ((1, 4, 19, 34), (3, 4, 19, 97), (2, 4, 40, 20), (1, 2, 76, 136)):
+        x1, x2 = inputs(shape, "cpu", torch.float32)
+        with torch.no_grad():
+            counts.add(count_aten_calls(lambda x1=x1, x2=x2: spatial_correlation_sample(x1, x2, 1, 9)))
+    assert len(counts) == 1 and counts.pop() <= 24
