@@ -444,9 +444,11 @@ def _correlate_batched_backward(
 # the neighbouring row's pixels, and one that crosses the top or bottom edge the neighbouring batch item's (or the
 # margins): those entries are exactly the displacements that leave the map, and are set to zero afterwards. No
 # Gram entry off the band is computed, so this beats the tiled Gram products above where the band is a large part
-# of each Gram (measured on CPU: 1.4-2.4x faster for 9x9 searches of 48-512 channels, slower for FlowNetC's
-# 21x21 search at dilation 2). PatchH + a few ATen calls, whatever the batch and width; extra memory: the
-# channels-last copies (input1's is free when it is channels-last already) and the stacked products (1x output).
+# of each Gram (measured on one CPU thread: 1.3-2.6x faster for the motion heads' 9x9 searches of 48-96 channels;
+# also 1.5-2.4x at MM-Tracker's 128-512, whose copies exceed the memory bound, so they keep the tiles; slower for
+# FlowNetC's 21x21 search at dilation 2, which is not a dense window anyway). PatchH + a few ATen calls, whatever
+# the batch and width; extra memory: the channels-last copies (input1's is free when it is channels-last already)
+# and the stacked products (1x output).
 def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid) -> bool:
     """Whether :func:`_correlate_pixels` applies to this grid and keeps its extra memory within 3x the output."""
     dense = all(g[1] == 0 and g[2] == 1 and g[3] == g[0] and g[5] == 1 for g in (rows, cols))
