@@ -19,7 +19,8 @@ Where the band is a large part of each Gram block - kernel size 1, stride 1, no 
 MM-Tracker's 9x9 search - and C is small next to the patch area, the forward instead takes each output pixel's
 C-vector against the PatchW consecutive C-vectors of ``input2`` around it: one batched product per patch row over
 every pixel at once, with no Gram entry off the band (see :func:`_pixel_products`; copies of the inputs in
-channels-last order, so it runs only where they keep the extra memory within 3x the output).
+channels-last order, so it runs only where they keep the extra memory within 3x the output). Its backward is the
+same kind of product (:func:`_correlate_pixels_backward`).
 """
 
 from __future__ import annotations
@@ -447,8 +448,8 @@ def _correlate_batched_backward(
 # of each Gram (measured on one CPU thread: 1.3-2.6x faster for the motion heads' 9x9 searches of 48-96 channels;
 # also 1.5-2.4x at MM-Tracker's 128-512, whose copies exceed the memory bound, so they keep the tiles; slower for
 # FlowNetC's 21x21 search at dilation 2, which is not a dense window anyway). PatchH + a few ATen calls, whatever
-# the batch and width; extra memory: the channels-last copies (input1's is free when it is channels-last already)
-# and the stacked products (1x output).
+# the batch and width (the backward 2 x PatchH + a few); extra memory: the channels-last copies (input1's is free
+# when it is channels-last already) and the stacked products (1x output).
 def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid) -> bool:
     """Whether :func:`_correlate_pixels` applies to this grid and keeps its extra memory within 3x the output."""
     dense = all(g[1] == 0 and g[2] == 1 and g[3] == g[0] and g[5] == 1 for g in (rows, cols))
@@ -468,11 +469,7 @@ def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int) -> Tenso
     dy1, dx1 = dy0 + patch_h - 1, dx0 + patch_w - 1
     pixels = batch * height * width
     before = (-dy0 * width - dx0) * channels  # margin so that the first window starts inside the buffer
-    after = (dy1 * width + dx1) * channels
-    flat = x2.new_empty(before + pixels * channels + after)
-    flat[:before].zero_()
-    flat[before + pixels * channels :].zero_()
-    flat[before : before + pixels * channels].view(batch, height, width, channels).copy_(x2.permute(0, 2, 3, 1))
+    flat = _flat_channels_last(x2, before, (dy1 * width + dx1) * channels)
     a = x1.permute(0, 2, 3, 1).contiguous().view(pixels, 1, channels)
     products = [
         torch.bmm(
@@ -484,14 +481,79 @@ def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int) -> Tenso
         for dy in range(dy0, dy1 + 1)
     ]
     out = torch.stack(products, dim=1).view(batch, height, width, patch_h, patch_w)
-    # windows that left the map read neighbouring rows / batch items / margins: those displacements are zeros.
-    # Only the first and last (patch - 1) rows / columns have such windows: mask those strips, not the whole map.
+    _zero_outside(out, dy0, dx0)
+    return out
+
+
+def _flat_channels_last(x: Tensor, before: int, after: int) -> Tensor:
+    """``x`` (B, C, H, W) copied in (B, H, W, C) order into a flat buffer with ``before`` / ``after`` zeros around."""
+    size = x.numel()
+    flat = x.new_empty(before + size + after)
+    flat[:before].zero_()
+    flat[before + size :].zero_()
+    flat[before : before + size].view(x.shape[0], x.shape[2], x.shape[3], x.shape[1]).copy_(x.permute(0, 2, 3, 1))
+    return flat
+
+
+def _zero_outside(out: Tensor, dy0: int, dx0: int) -> None:
+    """Zero the entries of ``out`` (B, H, W, PatchH, PatchW) whose displacement leaves the map, in place.
+
+    Windows that left the map read neighbouring rows / batch items / margins. Only the first and last (patch - 1)
+    rows / columns have such windows: mask those strips, not the whole map.
+    """
+    height, width, patch_h, patch_w = out.shape[1:]
     for axis, size, first in ((1, height, dy0), (2, width, dx0)):
         patch = patch_h if axis == 1 else patch_w
-        for start, mask in _edge_masks(size, first, patch, x1.device):
+        for start, mask in _edge_masks(size, first, patch, out.device):
             shape = (1, mask.shape[0], 1, patch, 1) if axis == 1 else (1, 1, mask.shape[0], 1, patch)
             out.narrow(axis, start, mask.shape[0]).masked_fill_(mask.view(shape), 0.0)
-    return out
+
+
+def _correlate_pixels_backward(
+    grad: Tensor, x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid, need1: bool, need2: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of :func:`_correlate_pixels`: 2 x PatchH batched products, whatever the batch and width.
+
+    With G the output gradient in (pixel, dy, dx) order, zeroed where the displacement leaves the map (those
+    outputs are constant zeros): ``g1[p] = sum_ij G[p, i, j] x2[p + o_ij]`` - the forward's windows of ``input2``
+    - and ``g2[q] = sum_ij G[q - o_ij, i, j] x1[q - o_ij]``, the same kind of product on windows of ``input1`` and
+    of G taken backwards (columns reversed, so that every view has positive strides). A term whose pixel p lies in
+    another row or batch item than q is one whose displacement leaves the map, so its G entry is already zero.
+    """
+    batch, channels, height, width = x1.shape
+    patch_h, patch_w = rows[4], cols[4]
+    dy0, dx0 = -((patch_h - 1) // 2), -((patch_w - 1) // 2)
+    dy1, dx1 = dy0 + patch_h - 1, dx0 + patch_w - 1
+    pixels, per = batch * height * width, patch_h * patch_w
+    reach = max(-dy0, dy1) * width + max(-dx0, dx1) + 1  # pixels of margin around G
+    g_flat = _flat_channels_last(grad.reshape(batch, per, height, width), reach * per, reach * per)
+    _zero_outside(g_flat[reach * per : (reach + pixels) * per].view(batch, height, width, patch_h, patch_w), dy0, dx0)
+    g1 = g2 = None
+    if need1:
+        before = (-dy0 * width - dx0) * channels
+        x2_flat = _flat_channels_last(x2, before, (dy1 * width + dx1) * channels)
+        acc = x1.new_zeros(pixels, 1, channels)
+        for i, dy in enumerate(range(dy0, dy1 + 1)):
+            g_rows = g_flat.as_strided((pixels, 1, patch_w), (per, patch_w, 1), reach * per + i * patch_w)
+            windows = x2_flat.as_strided(
+                (pixels, patch_w, channels), (channels, channels, 1), before + (dy * width + dx0) * channels
+            )
+            acc.baddbmm_(g_rows, windows)
+        g1 = acc.view(batch, height, width, channels).permute(0, 3, 1, 2)
+    if need2:
+        before = max(0, dy1 * width + dx1) * channels
+        x1_flat = _flat_channels_last(x1, before, max(0, -dy0 * width - dx0) * channels)
+        acc = x2.new_zeros(pixels, 1, channels)
+        for i, dy in enumerate(range(dy0, dy1 + 1)):
+            # column j' = PatchW - 1 - j: G[q - dy W - dx1 + j', i, PatchW - 1 - j'] and x1[q - dy W - dx1 + j']
+            start = (reach - dy * width - dx1) * per + i * patch_w + patch_w - 1
+            g_rows = g_flat.as_strided((pixels, 1, patch_w), (per, 1, per - 1), start)
+            windows = x1_flat.as_strided(
+                (pixels, patch_w, channels), (channels, channels, 1), before + (-dy * width - dx1) * channels
+            )
+            acc.baddbmm_(g_rows, windows)
+        g2 = acc.view(batch, height, width, channels).permute(0, 3, 1, 2)
+    return g1, g2
 
 
 @functools.lru_cache(maxsize=64)
@@ -521,9 +583,10 @@ def _tracing() -> bool:
 @torch.jit.unused
 def _pixel_volume(x1: Tensor, x2: Tensor, patch: int) -> Tensor | None:
     """The search volume (B, patch^2, H, W) as a channels-last view of the pixel products, or None where they do
-    not run: while tracing, under autograd (the loop path's lean backward), on the batched or Triton backends, or
-    beyond their memory bound. For callers that feed the volume to channels-last layers (the motion heads): it
-    skips the copy to (B, PatchH, PatchW, H, W) order, and per-position ops over the patch read contiguous memory.
+    not run: while tracing, under autograd (the op's autograd function, which saves only the inputs), on the
+    batched or Triton backends, or beyond their memory bound. For callers that feed the volume to channels-last
+    layers (the motion heads): it skips the copy to (B, PatchH, PatchW, H, W) order, and per-position ops over the
+    patch read contiguous memory.
     """
     batch, _, height, width = x1.shape
     rows, cols = (height, 0, 1, height, patch, 1), (width, 0, 1, width, patch, 1)
@@ -578,7 +641,12 @@ class _CorrelationBackward(torch.autograd.Function):
         ctx.save_for_backward(grad, x1, x2)
         ctx.grids = (rows, cols, batched)
         ctx.needs = needs
-        backward = _correlate_batched_backward if batched else _correlate_backward
+        if batched:
+            backward = _correlate_batched_backward
+        elif not _tracing() and _pixels_fit(x1, rows, cols):
+            backward = _correlate_pixels_backward
+        else:
+            backward = _correlate_backward
         g1, g2 = backward(grad.contiguous(), x1, x2, rows, cols, needs[0], needs[1])
         # autograd.Function outputs must be tensors: return empty placeholders where no gradient is wanted
         empty = x1.new_empty(0)

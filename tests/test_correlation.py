@@ -387,13 +387,18 @@ def pixel_calls(monkeypatch):
     from mmtrack_corr import correlation
 
     calls = []
-    original = correlation._correlate_pixels
+    original, original_backward = correlation._correlate_pixels, correlation._correlate_pixels_backward
 
     def spy(*args):
         calls.append(args[0].shape)
         return original(*args)
 
+    def spy_backward(*args):
+        calls.append("backward")
+        return original_backward(*args)
+
     monkeypatch.setattr(correlation, "_correlate_pixels", spy)
+    monkeypatch.setattr(correlation, "_correlate_pixels_backward", spy_backward)
     return calls
 
 
@@ -412,9 +417,24 @@ def test_pixel_path_matches_naive_formula(device, pixel_calls, shape, k, p, chan
     na, nb = x1.detach().cpu().clone().requires_grad_(True), x2.detach().cpu().clone().requires_grad_(True)
     grad = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1))
     spatial_correlation_sample(a, b, k, p).backward(grad.to(device))
+    assert "backward" in pixel_calls, "the pixel backward did not run"
     naive_correlation(na, nb, k, p).backward(grad)
     assert_close_to(a.grad, na.grad)
     assert_close_to(b.grad, nb.grad)
+
+
+@pytest.mark.parametrize("p", [3, (4, 3), 5])
+def test_pixel_path_gradcheck_and_gradgradcheck(device, pixel_calls, p):
+    x1, x2 = inputs((2, 2, 4, 5), device)
+    x1.requires_grad_(True)
+    x2.requires_grad_(True)
+
+    def op(a, b):
+        return spatial_correlation_sample(a, b, 1, p)
+
+    assert gradcheck(op, (x1, x2), eps=1e-6, atol=1e-8)
+    assert gradgradcheck(op, (x1, x2), eps=1e-6, atol=1e-8)
+    assert "backward" in pixel_calls
 
 
 def test_pixel_path_float32_and_half(device, pixel_calls):

@@ -145,12 +145,15 @@ def test_aten_call_count_is_fixed(shape, params):
 
 
 def test_default_path_call_count_is_fixed_where_the_pixel_products_run():
-    # the default ("aten") forward of a 9x9 search with small C runs the pixel products: patch rows + a few calls,
-    # the same for every batch and width (edge masks cached per map size after the first call; C=1 would skip
-    # the channels-last copy of input1, which is then a view)
-    counts = set()
+    # the default ("aten") forward and backward of a 9x9 search with small C run the pixel products: patch rows
+    # + a few calls, the same for every batch and width (edge masks cached per map size after the first call; C=1
+    # would skip the channels-last copy of input1, which is then a view)
+    counts, both = set(), set()
     for shape in ((1, 4, 19, 34), (3, 4, 19, 97), (2, 4, 40, 20), (1, 2, 76, 136)):
         x1, x2 = inputs(shape, "cpu", torch.float32)
         with torch.no_grad():
             counts.add(count_aten_calls(lambda x1=x1, x2=x2: spatial_correlation_sample(x1, x2, 1, 9)))
+        a, b = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+        both.add(count_aten_calls(lambda a=a, b=b: spatial_correlation_sample(a, b, 1, 9).sum().backward()))
     assert len(counts) == 1 and counts.pop() <= 24
+    assert len(both) == 1 and both.pop() <= 64  # forward + backward (the pixel backward: 2 x 9 products)
