@@ -450,15 +450,18 @@ def _correlate_batched_backward(
 # FlowNetC's 21x21 search at dilation 2, which is not a dense window anyway). PatchH + a few ATen calls, whatever
 # the batch and width (the backward 2 x PatchH + a few); extra memory: the channels-last copies (input1's is free
 # when it is channels-last already) and the stacked products (1x output).
-def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid) -> bool:
-    """Whether :func:`_correlate_pixels` applies to this grid and keeps its extra memory within 3x the output."""
+def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid, backward: bool = False) -> bool:
+    """Whether :func:`_correlate_pixels` (or, with ``backward``, :func:`_correlate_pixels_backward`) applies to this
+    grid and keeps its extra memory within 3x the output: the channels-last copies within 2x, plus the stacked
+    products (forward) or the reordered output gradient (backward, which copies both inputs) within 1x."""
     dense = all(g[1] == 0 and g[2] == 1 and g[3] == g[0] and g[5] == 1 for g in (rows, cols))
     if not dense:
         return False
     batch, channels, height, width = x1.shape
-    copies = channels * (batch * height * width + rows[4] * width + cols[4])
-    if not x1.permute(0, 2, 3, 1).is_contiguous():
-        copies += channels * batch * height * width
+    one = channels * (batch * height * width + rows[4] * width + cols[4])
+    copies = one
+    if backward or not x1.permute(0, 2, 3, 1).is_contiguous():
+        copies += one
     return copies <= 2 * batch * rows[4] * cols[4] * height * width
 
 
@@ -643,7 +646,7 @@ class _CorrelationBackward(torch.autograd.Function):
         ctx.needs = needs
         if batched:
             backward = _correlate_batched_backward
-        elif not _tracing() and _pixels_fit(x1, rows, cols):
+        elif not _tracing() and _pixels_fit(x1, rows, cols, backward=True):
             backward = _correlate_pixels_backward
         else:
             backward = _correlate_backward

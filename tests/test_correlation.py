@@ -368,7 +368,8 @@ def test_onnx_export_matches_eager(tmp_path):
     assert_close_to(torch.from_numpy(result), sampler(x1, x2), torch.float32)
 
 
-# The pixel path (kernel-size-1 grid, stride 1, no padding, dilation_patch 1, extra memory within 3x the output):
+# The pixel path (kernel-size-1 grid, stride 1, no padding, dilation_patch 1, extra memory within 3x the output; the
+# backward copies both inputs, so it runs for C up to about the patch area, and every configuration below fits both):
 # (shape, kernel_size, patch_size); shapes smaller than the patch make windows leave the map on every side.
 PIXEL_CONFIGS = [
     pytest.param((1, 4, 9, 11), 1, 9, id="mmtracker_p9"),
@@ -376,7 +377,7 @@ PIXEL_CONFIGS = [
     pytest.param((2, 3, 8, 9), 1, 4, id="even_patch"),
     pytest.param((2, 3, 8, 9), 1, (4, 7), id="nonsquare_patch"),
     pytest.param((2, 3, 2, 3), 1, 9, id="map_smaller_than_patch"),
-    pytest.param((2, 3, 1, 1), 1, 3, id="one_pixel"),
+    pytest.param((2, 1, 1, 1), 1, 3, id="one_pixel"),
     pytest.param((2, 3, 7, 8), 2, 3, id="kernel_2_dense_grid"),
 ]
 
@@ -419,6 +420,22 @@ def test_pixel_path_matches_naive_formula(device, pixel_calls, shape, k, p, chan
     spatial_correlation_sample(a, b, k, p).backward(grad.to(device))
     assert "backward" in pixel_calls, "the pixel backward did not run"
     naive_correlation(na, nb, k, p).backward(grad)
+    assert_close_to(a.grad, na.grad)
+    assert_close_to(b.grad, nb.grad)
+
+
+def test_pixel_forward_with_the_tiled_backward_where_only_the_forward_fits(device, pixel_calls):
+    # channels-last input1 with C between the patch area and twice it: the forward's one copy fits the memory
+    # bound, the backward's two do not, so autograd runs the tiled backward on the pixel forward's saved inputs
+    x1, x2 = (x.contiguous(memory_format=torch.channels_last) for x in inputs((1, 12, 20, 20), device))
+    a, b = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    out = spatial_correlation_sample(a, b, 1, 3)
+    grad = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(2)).to(device)
+    out.backward(grad)
+    assert pixel_calls and "backward" not in pixel_calls
+    na, nb = x1.detach().cpu().clone().requires_grad_(True), x2.detach().cpu().clone().requires_grad_(True)
+    naive_correlation(na, nb, 1, 3).backward(grad.cpu())
+    assert_close_to(out, naive_correlation(x1, x2, 1, 3))
     assert_close_to(a.grad, na.grad)
     assert_close_to(b.grad, nb.grad)
 
