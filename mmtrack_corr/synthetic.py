@@ -36,6 +36,7 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -56,6 +57,9 @@ from mmtrack_corr.synthetic_render import (
     translation,
     visibility_mask,
 )
+
+if TYPE_CHECKING:
+    from mmtrack_corr.synthetic_sequence import SyntheticSequence, make_sequence
 
 __all__ = [
     "SPEED_LEVELS",
@@ -483,5 +487,12 @@ def background_boxes(
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array(disps, dtype=np.float64).reshape(-1, 2)
 
 
-# sequences build on the pair machinery above; re-exported here so that one module holds the public API
-from mmtrack_corr.synthetic_sequence import SyntheticSequence, make_sequence  # noqa: E402
+# Sequences build on the pair machinery above; they are re-exported here so that one module holds the public API.
+# Loaded on first use (PEP 562): an import at the bottom of this module made ``import
+# mmtrack_corr.synthetic_sequence`` fail when it was the first import of a process (a circular import).
+def __getattr__(name: str) -> Any:
+    if name in ("SyntheticSequence", "make_sequence"):
+        from mmtrack_corr import synthetic_sequence
+
+        return getattr(synthetic_sequence, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
