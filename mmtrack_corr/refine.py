@@ -100,14 +100,14 @@ def _base_grid(height: int, width: int, like: Tensor) -> Tensor:
 
 def _warp(image: Tensor, cells: Tensor, base: Tensor, to_grid: Tensor) -> tuple[Tensor, Tensor]:
     """Backward-warp ``image`` by the bilinearly upsampled cell field: ``out[y, x] = image[y + dy, x + dx]``, and the
-    mask of pixels whose sample lies inside the image. ``base``: :func:`_base_grid` of the image; ``to_grid``:
-    (1, 2, 1, 1) pixels -> grid units, ``(2 / W, 2 / H)``."""
+    (B, H, W, 2) sampling grid (a pixel's sample lies inside the image where both its coordinates are inside
+    (-1, 1)). ``base``: :func:`_base_grid` of the image; ``to_grid``: (1, 2, 1, 1) pixels -> grid units,
+    ``(2 / W, 2 / H)``."""
     _, _, height, width = image.shape
     dense = F.interpolate(cells * to_grid, size=(height, width), mode="bilinear", align_corners=False)
     grid = dense.permute(0, 2, 3, 1) + base  # flow in grid units, added to the pixel centres
-    inside = (grid.abs().amax(dim=-1) < 1.0).unsqueeze(1)
     warped = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return warped, inside.to(image.dtype)
+    return warped, grid
 
 
 def refine_flow(
@@ -186,24 +186,25 @@ def refine_flow(
     grad2 = (image_gradients(image2) if gradients2 is None else gradients2).to(dtype)
     frame2 = torch.cat([image2.to(dtype), grad2], dim=1)  # warped together: one sampling per step
     cells = flow.to(dtype)
-    rows, cols, area = height // stride, width // stride, float(stride * stride)
     base = _base_grid(height, width, cells)
     to_grid = torch.tensor([2.0 / width, 2.0 / height], dtype=dtype, device=cells.device).view(1, 2, 1, 1)
-    # per pixel v = inside * (Gx, Gy, residual, 1) with G = grad I1 + warped grad I2 (twice the ESM gradient: the
-    # factor 2 is undone below), written into one buffer; per cell the sums of v v^T: one batched 4 x 4 product
-    v = i1.new_empty(batch, 4, height, width)
+    # per pixel v = inside * (Gx, Gy, residual) with G = grad I1 + warped grad I2 (twice the ESM gradient: the factor
+    # 2 is undone below) and the products the 2x2 system needs, all in one buffer whose cell averages are one
+    # average pooling: (Gx Gx, Gx Gy, Gx r, Gy Gy, Gy r, Gx, Gy, r, inside); v is its last four channels
+    prods = i1.new_empty(batch, 9, height, width)
+    v, inside = prods[:, 5:8], prods[:, 8:9]
     for _ in range(iters):
-        warped, inside = _warp(frame2, cells, base, to_grid)
+        warped, grid = _warp(frame2, cells, base, to_grid)
+        torch.lt(grid.abs().amax(dim=-1, keepdim=True).permute(0, 3, 1, 2), 1.0, out=inside)  # sample in the image
         torch.add(grad1, warped[:, 1:], out=v[:, :2])
-        torch.sub(warped[:, :1], i1, out=v[:, 2:3])
-        v[:, :3].mul_(inside)
-        v[:, 3:].copy_(inside)
-        blocks = v.view(batch, 4, rows, stride, cols, stride).permute(0, 2, 4, 3, 5, 1)
-        blocks = blocks.reshape(batch * rows * cols, stride * stride, 4)
-        sums = torch.bmm(blocks.transpose(1, 2), blocks).view(batch, rows, cols, 16).permute(0, 3, 1, 2) / area
+        torch.sub(warped[:, :1], i1, out=v[:, 2:])
+        v.mul_(inside)
+        torch.mul(v[:, 0:1], v, out=prods[:, 0:3])
+        torch.mul(v[:, 1:2], v[:, 1:], out=prods[:, 3:5])
+        sums = F.avg_pool2d(prods, stride)  # per cell (the mean over its stride x stride pixels)
         if window > 1:  # then over the window of cells
             sums = F.avg_pool2d(sums, window, 1, window // 2, count_include_pad=False)
-        sxx, sxy, sxt, sx, syy, syt, sy, st, n = (sums[:, k] for k in (0, 1, 2, 3, 5, 6, 7, 11, 15))
+        sxx, sxy, sxt, syy, syt, sx, sy, st, n = sums.unbind(1)
         count = n.clamp(min=1e-6)
         # eliminate the brightness offset c: centre the sums (a covariance, positive semi-definite); with G = 2g the
         # sums of G G are 4x those of g g, so the Tikhonov term is 4 lam and the solution in G is half the step

@@ -92,6 +92,62 @@ def test_dtypes_batches_and_the_gradients_argument() -> None:
     assert float(_inner(batch[1:]).mean(dim=(1, 2))[0]) < -0.9  # the reverse pair moves left
 
 
+def _one_step_per_cell(first: torch.Tensor, second: torch.Tensor, coarse: torch.Tensor, stride: int) -> torch.Tensor:
+    """One refine_flow step written out cell by cell in float64, from the module docstring's equations: the window's
+    in-frame pixels, G = grad I1 + warped grad I2, the brightness offset eliminated, Tikhonov 4 lam n, step 2 x the
+    solution in G, clipped; a window with fewer than half its pixels in the frame keeps its value."""
+    from mmtrack_corr.refine import LAMBDA, WINDOW
+
+    f1, f2, cells = first.double(), second.double(), coarse.double()
+    _, _, h, w = f1.shape
+    rows, cols = h // stride, w // stride
+    dense = torch.nn.functional.interpolate(cells, size=(h, w), mode="bilinear", align_corners=False)[0]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    gx = (2 * (xs + dense[0]) + 1) / w - 1
+    gy = (2 * (ys + dense[1]) + 1) / h - 1
+    grid = torch.stack([gx, gy], -1)[None]
+    frame2 = torch.cat([f2, image_gradients(f2)], 1)
+    warped = torch.nn.functional.grid_sample(frame2, grid, padding_mode="border", align_corners=False)[0]
+    inside = (gx.abs() < 1) & (gy.abs() < 1)
+    big_g = image_gradients(f1)[0] + warped[1:]
+    resid = warped[0] - f1[0, 0]
+    out = cells.clone()
+    reach = WINDOW // 2
+    for i in range(rows):
+        for j in range(cols):
+            i0, i1, j0, j1 = max(i - reach, 0), min(i + reach + 1, rows), max(j - reach, 0), min(j + reach + 1, cols)
+            sl = (slice(i0 * stride, i1 * stride), slice(j0 * stride, j1 * stride))
+            keep = inside[sl]
+            g = big_g[:, sl[0], sl[1]][:, keep]  # (2, n) in-frame pixels of the window
+            r = resid[sl][keep]
+            pixels = (i1 - i0) * (j1 - j0) * stride * stride
+            n = keep.sum().item()
+            if n < 0.5 * pixels:
+                continue
+            gc, rc = g - g.mean(1, keepdim=True), r - r.mean()  # the offset c eliminated
+            a = gc @ gc.T / pixels + 4 * LAMBDA * n / pixels * torch.eye(2, dtype=torch.float64)
+            b = gc @ rc / pixels
+            step = -2 * torch.linalg.solve(a, b)
+            out[0, :, i, j] += step.clamp(-MAX_STEP, MAX_STEP)
+    return out
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(1.2, -0.7), (-3.5, 2.0)])
+def test_one_refine_step_equals_the_equations_written_per_cell(dx: float, dy: float) -> None:
+    # independent of how the module batches its sums; a pair moved out of the frame at the borders exercises the
+    # in-frame mask and the half-window rule
+    first, second = _pair(dx, dy, h=48, w=64)
+    rng = np.random.default_rng(1)
+    coarse = torch.from_numpy(rng.uniform(-2, 2, (1, 2, 6, 8)).astype(np.float32)) + torch.tensor([dx, dy]).view(
+        1, 2, 1, 1
+    )
+    coarse[0, 0, :, -1] = 30.0  # the last column samples outside the frame: fewer than half its pixels in
+    ours = refine_flow(first, second, coarse, 8, iters=1)
+    ref = _one_step_per_cell(first, second, coarse, 8)
+    assert torch.equal(ours[0, 0, :, -1], coarse[0, 0, :, -1])
+    torch.testing.assert_close(ours.double(), ref, atol=2e-4, rtol=0)
+
+
 def test_grey_image_weights() -> None:
     rgb = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
     assert float(grey_image(rgb)) == pytest.approx(0.299)
