@@ -260,13 +260,13 @@ def _box_offsets(boxes: Tensor, samples: int) -> tuple[Tensor, Tensor]:
 
 
 def _sample(image: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
-    """Bilinear samples of a (1, C, H, W) image at (N, P, 2) pixel positions: (N, P, C), and (N, P) 1.0 where the
+    """Bilinear samples of a (1, C, H, W) image at (N, P, 2) pixel positions: (C, N, P), and (N, P) 1.0 where the
     position lies inside the image."""
     _, _, height, width = image.shape
     grid = points * torch.tensor([2.0 / width, 2.0 / height], dtype=points.dtype, device=points.device) - 1.0
     inside = (grid.abs().amax(dim=-1) < 1.0).to(image.dtype)
     out = F.grid_sample(image, grid[None].to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False)
-    return out[0].permute(1, 2, 0), inside
+    return out[0], inside
 
 
 def _check_box_inputs(
@@ -435,7 +435,7 @@ def _box_residual(
     linear = None if affine is None else affine.to(torch.float64)
     moved = _moved(points, offsets, displacements.to(torch.float64), linear)
     s1, in1 = _sample(image1.to(dtype), points.to(dtype))
-    return _residual(s1[..., 0], in1, image2.to(dtype), moved.to(dtype))
+    return _residual(s1[0], in1, image2.to(dtype), moved.to(dtype))
 
 
 def _moved(points: Tensor, offsets: Tensor, displacements: Tensor, affine: Tensor | None) -> Tensor:
@@ -451,7 +451,7 @@ def _residual(grey1: Tensor, inside1: Tensor, image2: Tensor, moved: Tensor) -> 
     and where the motion takes the samples."""
     s2, in2 = _sample(image2, moved)
     valid = inside1 * in2
-    diff = s2[..., 0] - grey1
+    diff = s2[0] - grey1
     count = valid.sum(dim=1).clamp(min=1.0)
     mean = (diff * valid).sum(dim=1) / count
     var = ((diff - mean[:, None]) ** 2 * valid).sum(dim=1) / count
@@ -561,26 +561,30 @@ def refine_boxes(
         points, offsets = points.to(dtype), offsets.to(dtype)
         s1, in1 = _sample(frame1, points)
         t, a = disp / factor, lin / factor
-        ox, oy = offsets[..., 0], offsets[..., 1]
+        # the Jacobian per sample, (N, 7, P): the ESM gradient (gx, gy), its products with the box-normalised
+        # offsets (the linear part, row-major) and -1 (the brightness offset)
+        jac = points.new_empty(n_boxes, 7, points.shape[1])
+        jac[:, 6] = -1.0
+        offsets_t = offsets.permute(0, 2, 1)[:, None]  # (N, 1, 2, P)
         for _ in range(count):
             s2, in2 = _sample(frame2, _moved(points, offsets, t, a))
             valid = in1 * in2
-            gx = (s1[..., 1] + s2[..., 1]) / 2
-            gy = (s1[..., 2] + s2[..., 2]) / 2
-            diff = s2[..., 0] - s1[..., 0]
-            jac = torch.stack([gx, gy, gx * ox, gx * oy, gy * ox, gy * oy, -torch.ones_like(gx)], dim=-1)
-            weighted = jac * valid[..., None]
+            grads = jac[:, :2].permute(1, 0, 2)  # (2, N, P) view
+            torch.add(s1[1:], s2[1:], out=grads).div_(2)
+            torch.mul(grads.permute(1, 0, 2)[..., None, :], offsets_t, out=jac[:, 2:6].view(n_boxes, 2, 2, -1))
+            diff = s2[0] - s1[0]
+            weighted = jac * valid[:, None]
             frac = valid.mean(dim=1)
-            normal = weighted.transpose(1, 2) @ jac / points.shape[1]
+            normal = weighted @ jac.transpose(1, 2) / points.shape[1]
             normal = normal + torch.diag_embed(reg[None] * frac[:, None]) + eye
-            rhs = -(weighted * diff[..., None]).mean(dim=1)
+            rhs = -(weighted @ diff[..., None])[..., 0] / points.shape[1]
             update = torch.linalg.solve(normal, rhs)
             move = (frac >= _BOX_MIN_VALID).to(dtype)[:, None]
             t = t + update[:, :2].clamp(-max_step, max_step) * move
             a = a + (update[:, 2:6].clamp(-max_step, max_step) * move).view(-1, 2, 2)
         disp, lin = t * factor, a * factor
     if steps[-1] > 0 and n_boxes:  # frame t-1's full-resolution samples are at hand: sample frame t once more
-        residual = _residual(s1[..., 0], in1, pyramids[1][0][:, :1].to(dtype), _moved(points, offsets, disp, lin))
+        residual = _residual(s1[0], in1, pyramids[1][0][:, :1].to(dtype), _moved(points, offsets, disp, lin))
     else:
         residual = _box_residual(pyramids[0][0][:, :1], pyramids[1][0][:, :1], b64, disp, lin, samples)
     out_dtype = dtype if displacements.dtype in (torch.float16, torch.bfloat16) else displacements.dtype
