@@ -448,8 +448,9 @@ def _correlate_batched_backward(
 # of each Gram (measured on one CPU thread: 1.3-2.6x faster for the motion heads' 9x9 searches of 48-96 channels;
 # also 1.5-2.4x at MM-Tracker's 128-512, whose copies exceed the memory bound, so they keep the tiles; slower for
 # FlowNetC's 21x21 search at dilation 2, which is not a dense window anyway). PatchH + a few ATen calls, whatever
-# the batch and width (the backward 2 x PatchH + a few); extra memory: the channels-last copies (input1's is free
-# when it is channels-last already) and the stacked products (1x output).
+# the batch and width (the backward 2 x PatchH + a few; with one channel, the forward is one broadcast product for
+# all patch rows, written in the op's layout); extra memory: the channels-last copies (input1's is free when it is
+# channels-last already) and the stacked products (1x output).
 def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid, backward: bool = False) -> bool:
     """Whether :func:`_correlate_pixels` (or, with ``backward``, :func:`_correlate_pixels_backward`) applies to this
     grid and keeps its extra memory within 3x the output: the channels-last copies within 2x, plus the stacked
@@ -465,8 +466,9 @@ def _pixels_fit(x1: Tensor, rows: _Grid, cols: _Grid, backward: bool = False) ->
     return copies <= 2 * batch * rows[4] * cols[4] * height * width
 
 
-def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int) -> Tensor:
-    """Kernel-size-1, stride-1 correlation without padding: (B, H, W, PatchH, PatchW), channels-last order."""
+def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int, patch_first: bool = False) -> Tensor:
+    """Kernel-size-1, stride-1 correlation without padding: (B, H, W, PatchH, PatchW), channels-last order (with
+    ``patch_first`` and one channel: a view of a contiguous (B, PatchH, PatchW, H, W) tensor, the op's layout)."""
     batch, channels, height, width = x1.shape
     dy0, dx0 = -((patch_h - 1) // 2), -((patch_w - 1) // 2)
     dy1, dx1 = dy0 + patch_h - 1, dx0 + patch_w - 1
@@ -474,16 +476,24 @@ def _pixel_products(x1: Tensor, x2: Tensor, patch_h: int, patch_w: int) -> Tenso
     before = (-dy0 * width - dx0) * channels  # margin so that the first window starts inside the buffer
     flat = _flat_channels_last(x2, before, (dy1 * width + dx1) * channels)
     a = x1.permute(0, 2, 3, 1).contiguous().view(pixels, 1, channels)
-    products = [
-        torch.bmm(
-            a,
-            flat.as_strided(
-                (pixels, channels, patch_w), (channels, 1, channels), before + (dy * width + dx0) * channels
-            ),
-        )
-        for dy in range(dy0, dy1 + 1)
-    ]
-    out = torch.stack(products, dim=1).view(batch, height, width, patch_h, patch_w)
+    if channels == 1:
+        # one product per output: a single broadcast multiply over every patch row (the 1 x 1 matrices of the
+        # batched products below cost far more per call than their one multiply; the values are the same)
+        size = (batch, height, width, patch_h, patch_w)
+        windows = flat.as_strided(size, (height * width, width, 1, width, 1), 0)  # first window at the buffer start
+        out = x1.new_empty(batch, patch_h, patch_w, height, width).permute(0, 3, 4, 1, 2) if patch_first else None
+        out = torch.mul(a.view(batch, height, width, 1, 1), windows, out=out)
+    else:
+        products = [
+            torch.bmm(
+                a,
+                flat.as_strided(
+                    (pixels, channels, patch_w), (channels, 1, channels), before + (dy * width + dx0) * channels
+                ),
+            )
+            for dy in range(dy0, dy1 + 1)
+        ]
+        out = torch.stack(products, dim=1).view(batch, height, width, patch_h, patch_w)
     _zero_outside(out, dy0, dx0)
     return out
 
@@ -575,7 +585,7 @@ def _edge_masks(size: int, first: int, patch: int, device: torch.device) -> tupl
 
 def _correlate_pixels(x1: Tensor, x2: Tensor, rows: _Grid, cols: _Grid) -> Tensor:
     """:func:`_correlate` on a grid accepted by :func:`_pixels_fit`: (B, PatchH, PatchW, H, W)."""
-    return _pixel_products(x1, x2, rows[4], cols[4]).permute(0, 3, 4, 1, 2).contiguous()
+    return _pixel_products(x1, x2, rows[4], cols[4], patch_first=True).permute(0, 3, 4, 1, 2).contiguous()
 
 
 @torch.jit.unused

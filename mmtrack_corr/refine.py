@@ -185,7 +185,7 @@ def refine_flow(
     grad1 = (image_gradients(image1) if gradients1 is None else gradients1).to(dtype)
     grad2 = (image_gradients(image2) if gradients2 is None else gradients2).to(dtype)
     frame2 = torch.cat([image2.to(dtype), grad2], dim=1)  # warped together: one sampling per step
-    cells = flow.to(dtype)
+    cells = flow.to(dtype).contiguous()  # a head's channels-last field would make every upsampling ~4x slower
     base = _base_grid(height, width, cells)
     to_grid = torch.tensor([2.0 / width, 2.0 / height], dtype=dtype, device=cells.device).view(1, 2, 1, 1)
     # per pixel v = inside * (Gx, Gy, residual) with G = grad I1 + warped grad I2 (twice the ESM gradient: the factor

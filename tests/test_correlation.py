@@ -378,6 +378,8 @@ PIXEL_CONFIGS = [
     pytest.param((2, 3, 8, 9), 1, (4, 7), id="nonsquare_patch"),
     pytest.param((2, 3, 2, 3), 1, 9, id="map_smaller_than_patch"),
     pytest.param((2, 1, 1, 1), 1, 3, id="one_pixel"),
+    pytest.param((2, 1, 9, 11), 1, 9, id="one_channel_p9"),  # C = 1: one broadcast product, no batched products
+    pytest.param((3, 1, 6, 7), 1, (4, 7), id="one_channel_nonsquare"),
     pytest.param((2, 3, 7, 8), 2, 3, id="kernel_2_dense_grid"),
 ]
 

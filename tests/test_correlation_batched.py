@@ -157,3 +157,17 @@ def test_default_path_call_count_is_fixed_where_the_pixel_products_run():
         both.add(count_aten_calls(lambda a=a, b=b: spatial_correlation_sample(a, b, 1, 9).sum().backward()))
     assert len(counts) == 1 and counts.pop() <= 24
     assert len(both) == 1 and both.pop() <= 64  # forward + backward (the pixel backward: 2 x 9 products)
+
+
+def test_one_channel_forward_is_one_product_whatever_the_patch():
+    # C = 1: every output is a single product, computed as one broadcast multiply over all patch rows, written in
+    # the op's layout: the same few calls for every batch, width and patch size (no batched products, no stacking)
+    counts = set()
+    for shape, p in (((1, 1, 19, 34), 9), ((2, 1, 76, 136), 9), ((1, 1, 40, 50), 21), ((3, 1, 20, 30), (5, 7))):
+        x1, x2 = inputs(shape, "cpu", torch.float32)
+        with torch.no_grad():
+            counts.add(count_aten_calls(lambda x1=x1, x2=x2, p=p: spatial_correlation_sample(x1, x2, 1, p)))
+            out = spatial_correlation_sample(x1, x2, 1, p)
+        assert out.is_contiguous()
+        torch.testing.assert_close(out, naive_correlation(x1, x2, 1, p).to(out.dtype), rtol=0, atol=0)
+    assert len(counts) == 1 and counts.pop() <= 12
