@@ -205,22 +205,36 @@ def run_accuracy(est: MotionEstimator, heads: tuple[str, ...], args: argparse.Na
 
 
 # ---------------------------------------------------------------------------------------------------- latency
-def _median_ms(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> tuple[float, float]:
-    """(fastest, median) milliseconds: on a shared machine the fastest run is the better estimate of the cost."""
+def _median_ms(
+    fn: Callable[[], object], repeats: int, sync: Callable[[], None], ref: Callable[[], object] | None = None
+) -> tuple[float, float, float]:
+    """(fastest, median) milliseconds - on a shared machine the fastest run is the better estimate of the cost - and
+    the paired ratio against ``ref``: ``ref`` runs right before each run of ``fn`` and the median of the per-run
+    ratios is returned (1.0 without ``ref``), so that slow phases of a busy machine weigh on both alike."""
     for _ in range(2):
         fn()
+        if ref is not None:
+            ref()
     sync()
-    times = []
+    times, ratios = [], []
     for _ in range(repeats):
+        if ref is not None:
+            t0 = time.perf_counter()
+            ref()
+            reference = time.perf_counter() - t0
         t0 = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return 1000.0 * min(times), 1000.0 * float(np.median(times))
+        if ref is not None:
+            ratios.append(times[-1] / reference)
+    return 1000.0 * min(times), 1000.0 * float(np.median(times)), float(np.median(ratios)) if ratios else 1.0
 
 
-def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, int]) -> dict[str, tuple[float, float]]:
-    """(fastest, median) milliseconds per stage at one frame size."""
+def run_latency(
+    model: MotionModel, args: argparse.Namespace, size: tuple[int, int]
+) -> dict[str, tuple[float, float, float]]:
+    """(fastest, median) milliseconds per stage at one frame size, and the median ratio to DIS, paired run by run."""
     height, width = size
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -229,20 +243,28 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
     boxes = np.concatenate([pair.boxes, background_boxes(rng, pair, 50)[0]])[:50]
     est = MotionEstimator(model, device=device, working_size=size, camera_fallback=False)
     x = est._to_tensor(pair.frame1)
-    out: dict[str, tuple[float, float]] = {}
+    out: dict[str, tuple[float, float, float]] = {}
+    g1, g2 = (cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in (pair.frame1, pair.frame2))
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def dis_call() -> None:
+        dis.calc(g1, g2, None)
+
+    def timed(fn: Callable[[], object]) -> tuple[float, float, float]:
+        """A stage's times and its ratio to DIS, paired run by run."""
+        return _median_ms(fn, args.repeats, sync, ref=dis_call)
+
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     with torch.inference_mode(), autocast:
         f1, f2 = model.features(x), model.features(est._to_tensor(pair.frame2))
-        out["encoder"] = _median_ms(lambda: model.features(x), args.repeats, sync)
+        out["encoder"] = timed(lambda: model.features(x))
         if args.compile_encoder:  # MotionEstimator(compile_encoder=True); the warm-up calls compile it
             compiled = torch.compile(model.features, dynamic=False)
-            out["encoder (torch.compile)"] = _median_ms(lambda: compiled(x), args.repeats, sync)
-        out["corr light"] = _median_ms(lambda: correlation_volume(f1[2], f2[2]), args.repeats, sync)
-        out["corr 3-scale"] = _median_ms(
-            lambda: [correlation_volume(a, b) for a, b in zip(f1, f2, strict=True)], args.repeats, sync
-        )
+            out["encoder (torch.compile)"] = timed(lambda: compiled(x))
+        out["corr light"] = timed(lambda: correlation_volume(f1[2], f2[2]))
+        out["corr 3-scale"] = timed(lambda: [correlation_volume(a, b) for a, b in zip(f1, f2, strict=True)])
         for head in model.heads:
-            out[f"head {head}"] = _median_ms(lambda h=head: model.forward_features(f1, f2, h), args.repeats, sync)
+            out[f"head {head}"] = timed(lambda h=head: model.forward_features(f1, f2, h))
         motion = model.forward_features(f1, f2, "multiscale" if "multiscale" in model.heads else None)
         grey1, grey2 = grey_image(x), grey_image(est._to_tensor(pair.frame2))  # for the refinements
         # the refinement, gradients of both frames included (the estimator caches the previous frame's: an upper bound)
@@ -251,9 +273,9 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
             def refine() -> Tensor:
                 return refine_flow(grey1, grey2, motion.flow, motion.stride, iters=args.refine)
 
-            out[f"refine ({args.refine} steps, {motion.stride}-px cells)"] = _median_ms(refine, args.repeats, sync)
+            out[f"refine ({args.refine} steps, {motion.stride}-px cells)"] = timed(refine)
         if args.box_refine:  # the box fit: one frame's pyramid (the estimator builds one per frame), then the fit
-            out["box pyramid (one frame)"] = _median_ms(lambda: box_pyramid(grey2), args.repeats, sync)
+            out["box pyramid (one frame)"] = timed(lambda: box_pyramid(grey2))
             pyr1, pyr2 = box_pyramid(grey1), box_pyramid(grey2)
             start = torch.zeros(len(boxes), 2, dtype=torch.float64)
             for n in (1, 10, 50):
@@ -262,10 +284,10 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
                 def fit(work: Tensor = work, n: int = n) -> Tensor:
                     return refine_boxes(grey1, grey2, work, start[:n], pyramid1=pyr1, pyramid2=pyr2).displacements
 
-                out[f"box fit ({n} box{'es' if n > 1 else ''})"] = _median_ms(fit, args.repeats, sync)
+                out[f"box fit ({n} box{'es' if n > 1 else ''})"] = timed(fit)
         field = torch.cat([motion.flow[0], motion.log_scale[0].exp()], 0).float()
         tb = torch.from_numpy(boxes)
-        out["read-out"] = _median_ms(lambda: box_mean(field, tb, motion.stride).cpu().numpy(), args.repeats, sync)
+        out["read-out"] = timed(lambda: box_mean(field, tb, motion.stride).cpu().numpy())
     frames = [pair.frame1, pair.frame2]
     # a new frame per call (one pixel differs), so the estimator's cache holds the previous frame only, as in a tracker
     stream = []
@@ -300,10 +322,8 @@ def run_latency(model: MotionModel, args: argparse.Namespace, size: tuple[int, i
                 e(stream[t], stream[t + 1], boxes)  # the previous frame is cached, the current one is new
 
             with autocast:
-                out[f"frame {head}{name}"] = _median_ms(call, args.repeats, sync)
-    g1, g2 = (cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    out["DIS (reference)"] = _median_ms(lambda: dis.calc(g1, g2, None), args.repeats, lambda: None)
+                out[f"frame {head}{name}"] = timed(call)
+    out["DIS (reference)"] = _median_ms(dis_call, args.repeats, lambda: None)
     return out
 
 
@@ -446,13 +466,13 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def latency_table(
-    latency: dict[tuple[int, int], dict[str, tuple[float, float]]],
+    latency: dict[tuple[int, int], dict[str, tuple[float, float, float]]],
     memory: dict[tuple[int, int], dict[str, float]],
     args: argparse.Namespace,
 ) -> str:
     sizes = list(latency)
     stages = list(dict.fromkeys(k for v in latency.values() for k in v))
-    header = ["stage"] + [f"{h}x{w}: fastest / median ms (fastest x DIS)" for h, w in sizes]
+    header = ["stage"] + [f"{h}x{w}: fastest / median ms (x DIS, paired)" for h, w in sizes]
     rows = []
     for stage in stages:
         row = [stage]
@@ -460,8 +480,8 @@ def latency_table(
             if stage not in latency[s]:
                 row.append("-")
                 continue
-            (best, med), ref = latency[s][stage], latency[s]["DIS (reference)"][0]
-            row.append(f"{best:.1f} / {med:.1f} ({best / ref:.2f}x)")
+            best, med, ratio = latency[s][stage]
+            row.append(f"{best:.1f} / {med:.1f} ({ratio:.2f}x)")
         rows.append(row)
     for head in next(iter(memory.values())):
         values = [memory[s][head] for s in sizes]  # negative: only an upper bound was measured
@@ -472,7 +492,8 @@ def latency_table(
         "frame's features are cached); 'frame <head>' = the whole per-frame MotionEstimator call with 50 boxes "
         "(preprocessing + encoder + head + read-out; no refinement) at the working size of the column, or, "
         "'(default working size, ...)', on frames of the column's size resized to the default max_side "
-        f"{DEFAULT_MAX_SIDE}, without and with --refine steps"
+        f"{DEFAULT_MAX_SIDE}, without and with --refine steps; x DIS = the median over the runs of the stage's time "
+        "divided by that of an OpenCV DIS call (medium preset, the same frames) timed right before it"
     )
     return note + "\n\n" + _table(header, rows)
 
