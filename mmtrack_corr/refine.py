@@ -110,6 +110,7 @@ def _warp(image: Tensor, cells: Tensor, base: Tensor, to_grid: Tensor) -> tuple[
     return warped, grid
 
 
+@torch.no_grad()
 def refine_flow(
     image1: Tensor,
     image2: Tensor,
@@ -141,7 +142,9 @@ def refine_flow(
         gradients2: the same for ``image2``.
 
     Returns:
-        The refined field, same shape and dtype as ``flow``.
+        The refined field, same shape and dtype as ``flow``. No gradient flows through the refinement (a fixed
+        photometric solver, run under ``torch.no_grad``): inputs that require grad are accepted and the result is
+        detached.
 
     Raises:
         ValueError: shapes that do not match, ``H`` or ``W`` not ``stride`` times the field's, or bad
@@ -190,7 +193,7 @@ def refine_flow(
     to_grid = torch.tensor([2.0 / width, 2.0 / height], dtype=dtype, device=cells.device).view(1, 2, 1, 1)
     # per pixel v = inside * (Gx, Gy, residual) with G = grad I1 + warped grad I2 (twice the ESM gradient: the factor
     # 2 is undone below) and the products the 2x2 system needs, all in one buffer whose cell averages are one
-    # average pooling: (Gx Gx, Gx Gy, Gx r, Gy Gy, Gy r, Gx, Gy, r, inside); v is its last four channels
+    # average pooling: (Gx Gx, Gx Gy, Gx r, Gy Gy, Gy r, Gx, Gy, r, inside); v is channels 5-7, the mask channel 8
     prods = i1.new_empty(batch, 9, height, width)
     v, inside = prods[:, 5:8], prods[:, 8:9]
     for _ in range(iters):
@@ -458,6 +461,7 @@ def _residual(grey1: Tensor, inside1: Tensor, image2: Tensor, moved: Tensor) -> 
     return torch.where(valid.mean(dim=1) >= _BOX_MIN_VALID, var, torch.full_like(var, math.inf))
 
 
+@torch.no_grad()
 def refine_boxes(
     image1: Tensor,
     image2: Tensor,
@@ -504,7 +508,8 @@ def refine_boxes(
     Returns:
         :class:`BoxFit`: displacements (N, 2) in the dtype of ``displacements`` (float32 for half types), affine
         (N, 2, 2) and residual (N,) (:func:`box_residual` of the result). A box with fewer than a quarter of its
-        samples inside both frames keeps its starting value.
+        samples inside both frames keeps its starting value. No gradient flows through the fit (run under
+        ``torch.no_grad``): inputs that require grad are accepted and the results are detached.
 
     Raises:
         ValueError: shapes that do not match, or bad ``steps`` / ``samples`` / ``lam`` / ``lam_affine`` /

@@ -347,3 +347,17 @@ def test_box_texture_is_zero_on_flat_boxes_and_single_edges() -> None:
         box_texture(image_gradients(image), boxes[:, :3])
     with pytest.raises(ValueError, match=r"gradients: expected \(1, 2, H, W\) image gradients"):
         box_structure(image, boxes)
+
+
+def test_inputs_that_require_grad_are_accepted_and_the_results_are_detached() -> None:
+    # the refinements are fixed solvers (no parameters): no gradient flows through them, and tensors that require
+    # grad (a head's output during training, say) give the same numbers as detached ones instead of an error
+    first, second = _pair(1.3, -0.6)
+    coarse = torch.zeros(1, 2, 16, 24)
+    field = refine_flow(first, second, coarse.clone().requires_grad_(True), 8)
+    assert not field.requires_grad
+    assert torch.equal(field, refine_flow(first, second, coarse, 8))
+    boxes, start = torch.tensor([[40.0, 30.0, 150.0, 100.0]]), torch.zeros(1, 2)
+    fit = refine_boxes(first, second, boxes, start.clone().requires_grad_(True))
+    assert not fit.displacements.requires_grad and not fit.affine.requires_grad
+    assert torch.equal(fit.displacements, refine_boxes(first, second, boxes, start).displacements)
