@@ -574,9 +574,8 @@ def refine_boxes(
         for _ in range(count):
             s2, in2 = _sample(frame2, _moved(points, offsets, t, a))
             valid = in1 * in2
-            grads = jac[:, :2].permute(1, 0, 2)  # (2, N, P) view
-            torch.add(s1[1:], s2[1:], out=grads).div_(2)
-            torch.mul(grads.permute(1, 0, 2)[..., None, :], offsets_t, out=jac[:, 2:6].view(n_boxes, 2, 2, -1))
+            torch.add(s1[1:], s2[1:], out=jac[:, :2].permute(1, 0, 2)).div_(2)  # samples are (C, N, P)
+            torch.mul(jac[:, :2, None], offsets_t, out=jac[:, 2:6].view(n_boxes, 2, 2, -1))
             diff = s2[0] - s1[0]
             weighted = jac * valid[:, None]
             frac = valid.mean(dim=1)

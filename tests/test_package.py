@@ -49,7 +49,7 @@ def _modules() -> list[str]:
 
 
 _FIRST_IMPORTS = """
-import sys, traceback
+import sys
 from importlib import import_module
 failed = {}
 for name in sys.argv[1:]:
