@@ -95,7 +95,9 @@ def learned_source() -> Any:
     Read from the environment (set by :func:`_track`, inherited by mmtrack-eval's worker processes).
     """
     from mmtrack_corr.estimator import MotionEstimator
+    from mmtrack_corr.runtime import keep_freed_memory
 
+    keep_freed_memory()  # as mmtrack-eval's own learned source does
     max_side = os.environ.get("BENCH_MOTION_MAX_SIDE")
     uncertainty = os.environ.get("BENCH_MOTION_UNCERTAINTY")
     snap = os.environ.get("BENCH_MOTION_CAMERA_SNAP")

@@ -52,6 +52,7 @@ from mmtrack_corr.estimator import DEFAULT_MAX_SIDE, MotionEstimator, box_mean
 from mmtrack_corr.motion_head import correlation_volume
 from mmtrack_corr.motion_model import MotionModel, MotionModelConfig, load_motion_model
 from mmtrack_corr.refine import box_pyramid, grey_image, refine_boxes, refine_flow
+from mmtrack_corr.runtime import keep_freed_memory
 from mmtrack_corr.synthetic import SPEED_LEVELS, FramePair, background_boxes, make_pair, make_sequence
 from trackers import CameraMotionCompensation, KalmanFilterXYAH, displacements_from_flow
 
@@ -661,6 +662,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast in the latency runs")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="call mmtrack_corr.keep_freed_memory() first, as mmtrack-demo and mmtrack-eval do (default: glibc's "
+        "malloc settings, as a program using MotionEstimator without it gets)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
@@ -680,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.probe_size is not None:
         return _memory_probe(args)
+    kept = keep_freed_memory() if args.keep_freed_memory else False
     try:
         model = _load_model(args)
     except (FileNotFoundError, ValueError, KeyError) as exc:
@@ -690,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"model: {source}; heads {heads}; context {model.config.context}; max_side {args.max_side}; "
         f"torch {torch.__version__}; "
-        f"opencv {cv2.__version__}; {args.threads} threads"
+        f"opencv {cv2.__version__}; {args.threads} threads; keep_freed_memory {'on' if kept else 'off'}"
     )
     summary: dict[str, object] = {"model": str(source)}
     if not args.skip_accuracy:

