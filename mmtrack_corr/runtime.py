@@ -30,12 +30,14 @@ def keep_freed_memory() -> bool:
     """Make glibc's ``malloc`` keep freed memory for reuse instead of returning it to the kernel (whole process).
 
     Sets glibc's mmap threshold to 1 GiB and its trim threshold to 2 GiB (``mallopt``), so that the tensors of one
-    frame reuse the pages the previous frame freed instead of faulting fresh ones in. Measured on a 2-core AMD EPYC
-    (``MotionEstimator`` defaults, 544x960 frames, alternating processes): a call took 73-74 ms fastest without it
-    and 54-55 ms with it on one thread (42 / 39 ms against 63 / 53 ms on two); peak memory was the same, and after
-    the run the process kept ~25 MB more (memory freed after a peak stays with it). ``mmtrack-demo`` and
-    ``mmtrack-eval`` call it; call it once at the start of your own program. Both settings are needed: either one
-    alone was no faster.
+    frame reuse the pages the previous frame freed instead of faulting fresh ones in. Measured on a 2-core AMD EPYC,
+    alternating processes with and without it: ``mmtrack-demo``'s learned motion 70.6 / 71.1 -> 59.9 / 50.4 ms per
+    frame; a ``MotionEstimator`` call (defaults, 544x960 frames, one thread) 73-74 -> 54-55 ms fastest;
+    ``mmtrack-train-motion`` 0.69-0.86 -> 0.53-0.63 s per step (batch 8 at 256x448). Peak memory was the same; after
+    the run the process kept ~25 MB more (memory freed after a peak stays with it). Where a process has already
+    settled into its allocations the gain can be small (``bench_motion.py``'s latency rows: within noise). Both
+    settings are needed: either one alone was no faster. ``mmtrack-demo``, ``mmtrack-eval`` (its learned motion
+    source) and ``mmtrack-train-motion`` call it; call it once at the start of your own program.
 
     Returns:
         True where the settings were applied (Linux with glibc); False elsewhere (macOS, Windows, musl), where
