@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 __all__ = ["keep_freed_memory"]
@@ -24,6 +25,21 @@ MMAP_THRESHOLD = 1 << 30  # blocks below 1 GiB come from the heap, which is reus
 TRIM_THRESHOLD = (1 << 31) - 1  # never give the heap's free top back to the kernel (the largest int mallopt takes)
 
 _applied = False
+_OPT_OUT = "MMTRACK_KEEP_FREED_MEMORY"
+_OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+
+
+def _left_alone() -> bool:
+    """Whether the user opted out, set glibc's thresholds themselves, or preloads another allocator."""
+    if os.environ.get(_OPT_OUT, "").strip() == "0":
+        return True
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "malloc.mmap_threshold" in tunables or "malloc.trim_threshold" in tunables:
+        return True
+    preload = os.environ.get("LD_PRELOAD", "")
+    return any(name in preload for name in _OTHER_ALLOCATORS)
 
 
 def keep_freed_memory() -> bool:
@@ -39,9 +55,14 @@ def keep_freed_memory() -> bool:
     settings are needed: either one alone was no faster. ``mmtrack-demo``, ``mmtrack-eval`` (its learned motion
     source) and ``mmtrack-train-motion`` call it; call it once at the start of your own program.
 
+    It leaves the process alone (returns False) where ``MMTRACK_KEEP_FREED_MEMORY=0`` is set (the opt-out, for the
+    CLIs too), where the user already chose: ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` set, or
+    ``GLIBC_TUNABLES`` naming ``glibc.malloc.mmap_threshold`` / ``trim_threshold``, and where ``LD_PRELOAD`` brings
+    another allocator (jemalloc, tcmalloc, mimalloc), which glibc's settings would not reach.
+
     Returns:
-        True where the settings were applied (Linux with glibc); False elsewhere (macOS, Windows, musl), where
-        nothing changes.
+        True where the settings were applied (Linux with glibc); False elsewhere (macOS, Windows, musl) and in the
+        cases above, where nothing changes.
 
     Example:
         >>> keep_freed_memory() in (True, False)
@@ -50,7 +71,7 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied:
         return True
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or _left_alone():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
