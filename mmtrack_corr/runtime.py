@@ -65,7 +65,10 @@ def keep_freed_memory() -> bool:
         cases above, where nothing changes.
 
     Example:
-        >>> keep_freed_memory() in (True, False)
+        At the start of a program (True on Linux with glibc):
+
+        >>> from mmtrack_corr import keep_freed_memory
+        >>> keep_freed_memory()  # doctest: +SKIP
         True
     """
     global _applied
