@@ -220,19 +220,24 @@ class BackgroundSubtractionDetector:
     Foreground pixels (shadows excluded) are cleaned with a morphological opening and closing; each connected
     component of at least ``min_area`` pixels becomes a box, scored ``0.5 + fill / 2`` where ``fill`` is the
     fraction of its box that is foreground (a solid blob scores near 1, a sparse one near 0.5). The first
-    ``warmup_frames`` frames only train the background model and return no detections.
+    ``warmup_frames`` frames only train the background model and return no detections; the very first frame never
+    does, whatever ``warmup_frames``: it is what initialises the model, and MOG2 calls all of it foreground.
 
     Args:
         min_area: smallest blob, in pixels of the full frame.
         history: MOG2 history length in frames.
         var_threshold: MOG2 variance threshold.
-        warmup_frames: frames before detections are returned.
+        warmup_frames: frames before detections are returned (at least 1 is used: see above).
         max_side: longest side at which subtraction runs (0: full size).
 
     Example:
-        >>> det = BackgroundSubtractionDetector(warmup_frames=0)
-        >>> det(np.zeros((64, 64, 3), np.uint8)).boxes.shape
-        (0, 4)
+        >>> det = BackgroundSubtractionDetector(warmup_frames=0, min_area=50)
+        >>> frame = np.zeros((64, 64, 3), np.uint8)
+        >>> det(frame).boxes.shape, det(frame).boxes.shape  # the first frame only initialises the model
+        ((0, 4), (0, 4))
+        >>> frame[20:40, 10:30] = 255  # a bright square appears
+        >>> det(frame).boxes.round().tolist()
+        [[10.0, 20.0, 30.0, 40.0]]
     """
 
     def __init__(
@@ -264,7 +269,7 @@ class BackgroundSubtractionDetector:
         frame, f = _shrink(frame, self.max_side)
         mask = self._mog.apply(frame)
         self._seen += 1
-        if self._seen <= self.warmup_frames:
+        if self._seen <= max(1, self.warmup_frames):  # the first frame initialises the model: all "foreground"
             return Detections.empty()
         fg: Any = np.where(mask == 255, 255, 0).astype(np.uint8)  # 127 = shadow
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._kernel)

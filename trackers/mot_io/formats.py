@@ -80,7 +80,9 @@ def read_mot_gt(path: PathLike, variant: str = "auto") -> MotRecords:
         FileNotFoundError: no such file (anything else that is not a regular file: ValueError).
 
     Example:
-        >>> gt = read_mot_gt(_doc_file("1,1,10,20,30,60,1,-1,-1,-1\\n"))
+        >>> path = Path(tempfile.mkdtemp()) / "data.txt"
+        >>> _ = path.write_text("1,1,10,20,30,60,1,-1,-1,-1\\n")
+        >>> gt = read_mot_gt(path)
         >>> (len(gt), int(gt.classes[0]))
         (1, -1)
     """
@@ -110,7 +112,9 @@ def read_mot_detections(path: PathLike) -> MotRecords:
         FileNotFoundError: no such file (anything else that is not a regular file: ValueError).
 
     Example:
-        >>> det = read_mot_detections(_doc_file("2,-1,1,1,5,5,0.9\\n1,-1,0,0,4,4,0.8\\n"))
+        >>> path = Path(tempfile.mkdtemp()) / "data.txt"
+        >>> _ = path.write_text("2,-1,1,1,5,5,0.9\\n1,-1,0,0,4,4,0.8\\n")
+        >>> det = read_mot_detections(path)
         >>> det.frames.tolist()
         [1, 2]
     """
@@ -128,7 +132,9 @@ def read_mot_results(path: PathLike) -> MotRecords:
         FileNotFoundError: no such file (anything else that is not a regular file: ValueError).
 
     Example:
-        >>> res = read_mot_results(_doc_file("1,3,0,0,4,4,0.5,-1,-1,-1\\n"))
+        >>> path = Path(tempfile.mkdtemp()) / "data.txt"
+        >>> _ = path.write_text("1,3,0,0,4,4,0.5,-1,-1,-1\\n")
+        >>> res = read_mot_results(path)
         >>> res.ids.tolist()
         [3]
     """
@@ -162,7 +168,9 @@ def read_visdrone(path: PathLike, kind: Literal["annotations", "results", "detec
         FileNotFoundError: no such file (anything else that is not a regular file: ValueError).
 
     Example:
-        >>> ann = read_visdrone(_doc_file("1,1,10,10,20,20,1,4,0,0\\n1,0,0,0,50,50,0,0,0,0\\n"))
+        >>> path = Path(tempfile.mkdtemp()) / "data.txt"
+        >>> _ = path.write_text("1,1,10,10,20,20,1,4,0,0\\n1,0,0,0,50,50,0,0,0,0\\n")
+        >>> ann = read_visdrone(path)
         >>> ann.classes.tolist()
         [4, 0]
     """
@@ -200,7 +208,9 @@ def read_uavdt_gt(path: PathLike) -> MotRecords:
         FileNotFoundError: no such file (anything else that is not a regular file: ValueError).
 
     Example:
-        >>> gt = read_uavdt_gt(_doc_file("1,1,10,10,20,20,1,1,1\\n"))
+        >>> path = Path(tempfile.mkdtemp()) / "data.txt"
+        >>> _ = path.write_text("1,1,10,10,20,20,1,1,1\\n")
+        >>> gt = read_uavdt_gt(path)
         >>> gt.classes.tolist()
         [1]
     """
@@ -220,7 +230,9 @@ def read_uavdt_ignore(path: PathLike) -> MotRecords:
         FileNotFoundError: no such file (anything else that is not a regular file: ValueError).
 
     Example:
-        >>> read_uavdt_ignore(_doc_file("1,-1,0,0,100,50,-1,-1,-1\\n")).tlwh.tolist()
+        >>> path = Path(tempfile.mkdtemp()) / "data.txt"
+        >>> _ = path.write_text("1,-1,0,0,100,50,-1,-1,-1\\n")
+        >>> read_uavdt_ignore(path).tlwh.tolist()
         [[0.0, 0.0, 100.0, 50.0]]
     """
     data, lines, _ = parse_table(path, (6, 7, 8, 9, 10), max_cols=6)

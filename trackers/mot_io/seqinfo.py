@@ -67,7 +67,9 @@ def read_seqinfo(path: PathLike) -> SequenceInfo:
             missing, or a value of the wrong type or out of range; the message names the file.
 
     Example:
-        >>> info = read_seqinfo(_doc_file("[Sequence]\\nname=A\\nframeRate=25\\nseqLength=71\\n", "seqinfo.ini"))
+        >>> path = Path(tempfile.mkdtemp()) / "seqinfo.ini"
+        >>> _ = path.write_text("[Sequence]\\nname=A\\nframeRate=25\\nseqLength=71\\n")
+        >>> info = read_seqinfo(path)
         >>> (info.frame_rate, info.seq_length)
         (25.0, 71)
     """
