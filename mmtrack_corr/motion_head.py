@@ -91,8 +91,9 @@ def warp_features(feat: Tensor, flow: Tensor) -> Tensor:
         flow: displacement from frame t-1 to frame t in cells of ``feat``, shape (B, 2, H, W), (dx, dy).
 
     Returns:
-        (B, C, H, W): ``out[..., y, x] = feat[..., y + dy, x + dx]``, so a cost volume of frame t-1's features
-        against it measures the motion left over after ``flow``.
+        (B, C, H, W) in ``feat``'s dtype (under autocast too, where the sampling itself runs in float32):
+        ``out[..., y, x] = feat[..., y + dy, x + dx]``, so a cost volume of frame t-1's features against it measures
+        the motion left over after ``flow``.
 
     Example:
         >>> f = torch.arange(4.0).view(1, 1, 1, 4)
@@ -106,7 +107,7 @@ def warp_features(feat: Tensor, flow: Tensor) -> Tensor:
     grid_x = (2.0 * (xs + flow[:, 0]) + 1.0) / width - 1.0
     grid_y = (2.0 * (ys + flow[:, 1]) + 1.0) / height - 1.0
     grid = torch.stack([grid_x, grid_y], dim=-1)
-    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(feat.dtype)
 
 
 class SoftArgmax(nn.Module):

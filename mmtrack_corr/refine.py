@@ -31,9 +31,10 @@ Everything is plain PyTorch on the field's device; no parameters, no training.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, ParamSpec, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,22 @@ MAX_STEP = 2.0
 #: Window side in cells: each cell's update pools the pixels of its ``WINDOW x WINDOW`` neighbourhood of cells.
 WINDOW = 3
 _MIN_VALID = 0.5  # a cell whose window has less than half its pixels inside the frame after warping keeps its value
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _without_autocast(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` with autocast off (CPU and CUDA): the photometric solvers work in their inputs' precision (float32
+    for half-precision fields), never in the bfloat16 / float16 matrix products an enclosing autocast would pick
+    (under CPU bf16 autocast without it, the default estimator's error on 8 slow held-out pairs was 2.760 px against
+    2.741 in float32; with it, 2.741)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def grey_image(rgb: Tensor) -> Tensor:
@@ -110,6 +127,7 @@ def _warp(image: Tensor, cells: Tensor, base: Tensor, to_grid: Tensor) -> tuple[
     return warped, grid
 
 
+@_without_autocast
 @torch.no_grad()
 def refine_flow(
     image1: Tensor,
@@ -300,6 +318,7 @@ def _halved(image: Tensor) -> Tensor:
     return even.reshape(b, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
 
 
+@_without_autocast
 def box_pyramid(image: Tensor, levels: int = len(BOX_STEPS), gradients: Tensor | None = None) -> tuple[Tensor, ...]:
     """The image pyramid :func:`refine_boxes` samples: per level, finest first, a (1, 3, h, w) float32 tensor of
     the grey image and its :func:`image_gradients`; level ``k`` is the 2x2 average of level ``k - 1``.
@@ -329,6 +348,7 @@ def box_pyramid(image: Tensor, levels: int = len(BOX_STEPS), gradients: Tensor |
     return tuple(out)
 
 
+@_without_autocast
 def box_residual(
     image1: Tensor,
     image2: Tensor,
@@ -360,6 +380,7 @@ def box_residual(
     return _box_residual(image1, image2, boxes, displacements, affine, samples)
 
 
+@_without_autocast
 def box_structure(gradients: Tensor, boxes: Tensor) -> Tensor:
     """Each box's mean structure tensor: the box mean of ``g g^T``, ``g`` the image gradient - the normal matrix of
     a Lucas-Kanade translation fit over the box, per pixel.
@@ -404,6 +425,7 @@ def box_structure(gradients: Tensor, boxes: Tensor) -> Tensor:
     return torch.stack([torch.stack([a, b], -1), torch.stack([b, c], -1)], -2)
 
 
+@_without_autocast
 def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
     """How firmly each box's pixels pin its motion in its weakest direction: the smaller eigenvalue of
     :func:`box_structure` (near zero on a flat box and on a box crossed by a single straight edge).
@@ -461,6 +483,7 @@ def _residual(grey1: Tensor, inside1: Tensor, image2: Tensor, moved: Tensor) -> 
     return torch.where(valid.mean(dim=1) >= _BOX_MIN_VALID, var, torch.full_like(var, math.inf))
 
 
+@_without_autocast
 @torch.no_grad()
 def refine_boxes(
     image1: Tensor,

@@ -333,6 +333,27 @@ def test_shipped_weights_recover_a_translation_of_a_heldout_photo(head: str, dx:
 
 
 @pytest.mark.parametrize("head", ["multiscale", "light"])
+def test_shipped_weights_under_bf16_autocast(head: str) -> None:
+    # bf16 autocast (the GPU benchmark's --bf16; here on the CPU): the 3-scale head's warped frame-t features came
+    # back float32 from grid_sample while frame t-1's stayed bfloat16, and the correlation refused the pair
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    est = _shipped_or_skip()
+    est.head = head
+    photo = load_photo(HELDOUT_PHOTOS[0])
+    first, second = _translated(photo, 6.0, -3.0, 256, 320)
+    box = np.array([[64.0, 64.0, 256.0, 192.0]])
+    est.refine, est.box_refine = 0, False  # the network's own answer, where bf16 shows
+    fp32 = est.box_displacements(first, second, box)[0]
+    est.reset()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = est.box_displacements(first, second, box)[0]
+        dense = est.dense(first, second)
+    assert dense.dtype == np.float32 and np.isfinite(dense).all()
+    assert np.abs(bf16 - [6.0, -3.0]).max() <= 2.0 and np.abs(bf16 - fp32).max() <= 1.0, (fp32, bf16)
+
+
+@pytest.mark.parametrize("head", ["multiscale", "light"])
 def test_refinement_brings_the_shipped_heads_to_a_fraction_of_a_pixel(head: str) -> None:
     from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
 

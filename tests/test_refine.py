@@ -361,3 +361,21 @@ def test_inputs_that_require_grad_are_accepted_and_the_results_are_detached() ->
     fit = refine_boxes(first, second, boxes, start.clone().requires_grad_(True))
     assert not fit.displacements.requires_grad and not fit.affine.requires_grad
     assert torch.equal(fit.displacements, refine_boxes(first, second, boxes, start).displacements)
+
+
+def test_an_enclosing_autocast_does_not_reach_the_solvers() -> None:
+    # under bf16 autocast (a caller's mixed-precision inference) the solvers still compute in their inputs' float32:
+    # the same numbers as without autocast, bit for bit (the box fit's batched products ran in bf16 before)
+    first, second = _warped(np.array([[1.0, 0.0, 2.3], [0.0, 1.0, -1.4]]))
+    coarse = torch.zeros(1, 2, 16, 24)
+    boxes, start = _BOX.float(), torch.zeros(2, 2)
+    plain_field = refine_flow(first, second, coarse, 8)
+    plain_fit = refine_boxes(first, second, boxes, start)
+    plain_residual = box_residual(first, second, boxes, start)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        field = refine_flow(first, second, coarse, 8)
+        fit = refine_boxes(first, second, boxes, start)
+        residual = box_residual(first, second, boxes, start)
+    assert field.dtype == fit.displacements.dtype == torch.float32
+    assert torch.equal(field, plain_field) and torch.equal(residual, plain_residual)
+    assert torch.equal(fit.displacements, plain_fit.displacements) and torch.equal(fit.affine, plain_fit.affine)
