@@ -74,13 +74,21 @@ def correlation_volume(feat1: Tensor, feat2: Tensor) -> Tensor:
         >>> correlation_volume(torch.randn(1, 32, 4, 6), torch.randn(1, 32, 4, 6)).shape
         torch.Size([1, 81, 4, 6])
     """
-    f1, f2 = F.normalize(feat1, dim=1), F.normalize(feat2, dim=1)
+    f1, f2 = _unit(feat1), _unit(feat2)
     if _checking():
         f1, f2 = _validate_inputs(f1, f2)
         volume = _pixel_volume(f1, f2, 2 * MAX_DISPLACEMENT + 1)  # inference on CPU: channels-last, no copy
         if volume is not None:
             return volume
     return kernel_search_correlation(f1, f2, MAX_DISPLACEMENT, normalize=False)
+
+
+def _unit(feat: Tensor) -> Tensor:
+    """L2-normalised over channels; half-precision features are normalised in float32 (in float16 the norm's eps
+    underflows, so the zero vectors a warp leaves outside the map became NaN, and large features overflow)."""
+    if feat.dtype == torch.float16 or feat.dtype == torch.bfloat16:
+        return F.normalize(feat.float(), dim=1).to(feat.dtype)
+    return F.normalize(feat, dim=1)
 
 
 def warp_features(feat: Tensor, flow: Tensor) -> Tensor:

@@ -313,3 +313,17 @@ def test_per_level_context_spec_builds_those_blocks() -> None:
     head = MultiScaleMotionHead(CHANNELS, context="conv,scan,scan")
     assert [type(b) for b in head.context] == [ConvContextBlock, SelectiveScanBlock, SelectiveScanBlock]
     assert isinstance(LightMotionHead(CHANNELS, context="conv,conv,scan").context, SelectiveScanBlock)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_volume_of_zero_and_large_features(dtype: torch.dtype) -> None:
+    # the features are normalised in float32: in float16 a zero vector (what a warp leaves outside the map) gave
+    # 0 / 0 = NaN, and features of magnitude ~300 overflowed the norm to inf (an all-zero volume)
+    g = torch.Generator().manual_seed(3)
+    f1, f2 = torch.randn(1, 16, 6, 8, generator=g), torch.randn(1, 16, 6, 8, generator=g)
+    f2[..., :2] = 0.0  # an empty border
+    for scale in (1.0, 300.0):
+        want = correlation_volume(f1 * scale, f2 * scale)
+        got = correlation_volume((f1 * scale).to(dtype), (f2 * scale).to(dtype))
+        assert got.dtype == dtype and bool(torch.isfinite(got).all())
+        torch.testing.assert_close(got.float(), want, rtol=0, atol=2e-2)
