@@ -425,7 +425,6 @@ def box_structure(gradients: Tensor, boxes: Tensor) -> Tensor:
     return torch.stack([torch.stack([a, b], -1), torch.stack([b, c], -1)], -2)
 
 
-@_without_autocast
 def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:
     """How firmly each box's pixels pin its motion in its weakest direction: the smaller eigenvalue of
     :func:`box_structure` (near zero on a flat box and on a box crossed by a single straight edge).
