@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Literal, overload
 
 import cv2
@@ -174,21 +173,23 @@ def _clipped(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-@dataclass
-class _CachedFrame:
-    """A frame the estimator has seen: its pixels (to recognise it), working-size image, features, and - computed
-    on first use by the refinements - its grey image, gradients and box-fit pyramid."""
+class FrameImages:
+    """A frame at the refinements' resolution: its pixels (to recognise it) and - computed on first use - its grey
+    image (1, 1, H, W) in [0, 1], the image's gradients and the box fit's pyramid. Subclasses say where the grey
+    image comes from."""
 
-    frame: np.ndarray
-    image: Tensor
-    feats: list[Tensor]
-    _grey: Tensor | None = None
-    _gradients: Tensor | None = None
-    _pyramid: tuple[Tensor, ...] | None = None
+    def __init__(self, frame: np.ndarray) -> None:
+        self.frame = frame
+        self._grey: Tensor | None = None
+        self._gradients: Tensor | None = None
+        self._pyramid: tuple[Tensor, ...] | None = None
+
+    def _make_grey(self) -> Tensor:
+        raise NotImplementedError
 
     def grey(self) -> Tensor:
         if self._grey is None:
-            self._grey = grey_image(self.image)
+            self._grey = self._make_grey()
         return self._grey
 
     def gradients(self) -> Tensor:
@@ -200,6 +201,52 @@ class _CachedFrame:
         if self._pyramid is None:
             self._pyramid = box_pyramid(self.grey(), len(BOX_STEPS), gradients=self.gradients())
         return self._pyramid
+
+
+class _CachedFrame(FrameImages):
+    """A frame the estimator has seen: its working-size image and features; the refinements run at the working
+    size."""
+
+    def __init__(self, frame: np.ndarray, image: Tensor, feats: list[Tensor]) -> None:
+        super().__init__(frame)
+        self.image = image
+        self.feats = feats
+
+    def _make_grey(self) -> Tensor:
+        return grey_image(self.image)
+
+
+class GreyFrame(FrameImages):
+    """A uint8 frame (BGR or grey) at its own resolution, or resized to ``size`` (H, W) (antialiased bilinear) and
+    then padded to ``padded`` (H, W) at the bottom and right by repeating the last row and column (a detector's
+    input)."""
+
+    def __init__(
+        self,
+        frame: np.ndarray,
+        device: torch.device,
+        size: tuple[int, int] | None = None,
+        padded: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(frame)
+        self.device = device
+        self.size = size
+        self.padded = padded
+
+    def _make_grey(self) -> Tensor:
+        frame = torch.from_numpy(self.frame).to(self.device)
+        if frame.dim() == 3 and frame.shape[2] == 3:  # BGR -> the luma of grey_image, the same float operations
+            rgb = frame.permute(2, 0, 1).flip(0).unsqueeze(0).float().div_(255.0)
+            grey = grey_image(rgb)
+        else:
+            grey = frame.reshape(1, 1, *frame.shape[:2]).float().div_(255.0)
+        if self.size is not None and self.size != tuple(grey.shape[-2:]):
+            grey = F.interpolate(grey, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        if self.padded is not None and self.padded != tuple(grey.shape[-2:]):
+            grey = grey[..., : self.padded[0], : self.padded[1]]
+            pad = (0, self.padded[1] - grey.shape[-1], 0, self.padded[0] - grey.shape[-2])
+            grey = F.pad(grey, pad, mode="replicate")
+        return grey.contiguous()
 
 
 _CAMERA_MAX_POINTS = 2048
@@ -275,6 +322,146 @@ def camera_box_affine(homography: np.ndarray, boxes: np.ndarray) -> tuple[np.nda
     moved = mapped[:, :2] / w
     jacobian = (h[None, :2, :2] - moved[:, :, None] * h[None, 2:3, :2]) / w[:, :, None]  # d(moved) / d(point)
     return moved - centre, (jacobian - np.eye(2)[None]) * half[:, None, :]
+
+
+def box_motion_on_frames(
+    motion: MotionOutput,
+    boxes_xyxy: np.ndarray,
+    frame_size: tuple[int, int],
+    scale: tuple[float, float],
+    images: tuple[FrameImages, FrameImages] | None,
+    images_scale: tuple[float, float],
+    *,
+    box_refine: bool = True,
+    camera_fallback: bool = False,
+    camera_snap: float | None = None,
+    uncertainty_thresh: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The estimator's box read-out: the head's box average, then on the two frames the box fit, the camera
+    fallback and camera snap (see :class:`MotionEstimator`), then the uncertainty threshold.
+
+    Args:
+        motion: the head's output, in head-input pixels.
+        boxes_xyxy: (N, 4) boxes in frame pixels (N >= 1).
+        frame_size: (H, W) of the frames.
+        scale: frame pixels per head-input pixel, (sx, sy).
+        images: the two frames' images at the refinements' resolution, or None (the head's motion only).
+        images_scale: frame pixels per pixel of ``images``, (sx, sy).
+        box_refine, camera_fallback, camera_snap, uncertainty_thresh: as :class:`MotionEstimator`.
+
+    Returns:
+        ``(displacements, sigma)`` as :func:`read_box_motion`, NaN rows where sigma exceeds ``uncertainty_thresh``
+        (boxes that took the camera's motion are never NaN).
+    """
+    factor = np.array(images_scale, np.float64)
+    disp, sigma = read_box_motion(motion, boxes_xyxy, scale=scale, frame_size=frame_size)
+    work = _clipped(boxes_xyxy, frame_size) / np.tile(factor, 2)  # boxes in the images' pixels
+    device = motion.flow.device
+    fit = None
+    if box_refine and images is not None:
+        e1, e2 = images
+        fit = refine_boxes(
+            e1.grey(),
+            e2.grey(),
+            torch.from_numpy(work).to(device),
+            torch.from_numpy(disp / factor).to(device),
+            pyramid1=e1.pyramid(),
+            pyramid2=e2.pyramid(),
+        )
+        disp = fit.displacements.cpu().numpy() * factor
+    snapped = np.zeros(len(disp), bool)  # boxes given the camera's motion (never flagged as uncertain)
+    homography = None
+    if camera_snap is not None or (camera_fallback and images is not None):
+        homography = fit_camera_homography(motion)
+        if homography is not None:  # head-input pixels -> the images' pixels
+            to_images = np.diag([scale[0] / factor[0], scale[1] / factor[1], 1.0])
+            homography = to_images @ homography @ np.linalg.inv(to_images)
+    if homography is not None:
+        cam_t, cam_a = camera_box_affine(homography, work)
+        if camera_fallback and images is not None:
+            snapped = _camera_fallback(cam_t, cam_a, work, disp, factor, images, fit)
+        if camera_snap is not None:
+            camera = cam_t * factor
+            near = np.linalg.norm(disp - camera, axis=1) <= camera_snap
+            if fit is not None and images is not None:  # the frames' verdict over each box's centre
+                inner = torch.from_numpy(_inner(work, _SNAP_INNER)).to(device)
+                grey1, grey2 = images[0].grey(), images[1].grey()
+                own = box_residual(grey1, grey2, inner, fit.displacements, fit.affine * _SNAP_INNER)
+                cam = box_residual(
+                    grey1,
+                    grey2,
+                    inner,
+                    torch.from_numpy(cam_t).to(device),
+                    torch.from_numpy(cam_a * _SNAP_INNER).to(device),
+                )
+                near |= (cam < own).cpu().numpy()
+            disp[near] = camera[near]
+            snapped |= near
+    if uncertainty_thresh is not None:
+        disp[(sigma > uncertainty_thresh) & ~snapped] = np.nan
+    return disp, sigma
+
+
+def _camera_fallback(
+    cam_t: np.ndarray,
+    cam_a: np.ndarray,
+    work: np.ndarray,
+    disp: np.ndarray,
+    factor: np.ndarray,
+    images: tuple[FrameImages, FrameImages],
+    fit: BoxFit | None,
+) -> np.ndarray:
+    """``camera_fallback`` on ``disp`` (frame pixels, updated in place) for boxes ``work`` (the images' pixels),
+    given the camera's motion over them (:func:`camera_box_affine`, the images' pixels); returns the mask of boxes
+    that took the camera's motion or a fit from it."""
+    e1, e2 = images
+    grey1, grey2 = e1.grey(), e2.grey()
+    device = grey1.device
+    taken = np.zeros(len(disp), bool)
+    affine: Tensor | None = None  # each box's current linear part (with the box fit)
+    if fit is not None:  # a second start: the camera's motion, where it is far from the box's own fit
+        affine = fit.affine.clone()
+        far = np.flatnonzero(np.linalg.norm(disp / factor - cam_t, axis=1) > _REFIT_MIN_GAP)
+        if far.size:
+            rows = torch.from_numpy(far).to(device)
+            alt = refine_boxes(
+                grey1,
+                grey2,
+                torch.from_numpy(work[far]).to(device),
+                torch.from_numpy(cam_t[far]).to(device),
+                affine=torch.from_numpy(cam_a[far]).to(device, torch.float32),
+                pyramid1=e1.pyramid(),
+                pyramid2=e2.pyramid(),
+            )
+            drift = torch.linalg.vector_norm(
+                alt.displacements - torch.from_numpy(cam_t[far]).to(alt.displacements), dim=1
+            )
+            keep = (alt.residual < _REFIT_MARGIN * fit.residual[rows]) & (drift <= _REFIT_MAX_DRIFT)
+            better = keep.cpu().numpy()
+            disp[far[better]] = alt.displacements.cpu().numpy()[better] * factor
+            affine[rows[keep]] = alt.affine[keep]
+            taken[far[better]] = True
+    # per direction: along an eigenvector of the box's structure tensor whose eigenvalue is below FLAT_TEXTURE
+    # the frames cannot tell the motion well, so that component becomes the camera's (both on a flat box) - unless
+    # the frames reject the result (residual > _FLAT_RESIDUAL_RATIO x the box's own: e.g. a motion-blurred object)
+    tensor = box_structure(e1.gradients(), torch.from_numpy(work).to(device)).cpu().numpy()
+    inside = ~np.isnan(tensor).any(axis=(1, 2))
+    values, vectors = np.linalg.eigh(np.where(inside[:, None, None], tensor, 0.0))
+    weak = (values < FLAT_TEXTURE) & inside[:, None]
+    flat = np.flatnonzero(weak.any(axis=1))
+    if flat.size == 0:
+        return taken
+    projector = np.einsum("nik,nk,njk->nij", vectors[flat], weak[flat].astype(np.float64), vectors[flat])
+    own = disp[flat] / factor
+    candidate = own + (projector @ (cam_t[flat] - own)[..., None])[..., 0]
+    boxes = torch.from_numpy(work[flat]).to(device)
+    both = torch.from_numpy(np.concatenate([own, candidate])).to(device, torch.float32)
+    lin = None if affine is None else affine[torch.from_numpy(flat).to(device)].repeat(2, 1, 1)
+    residual = box_residual(grey1, grey2, boxes.repeat(2, 1), both, lin).cpu().numpy()
+    agree = residual[flat.size :] <= _FLAT_RESIDUAL_RATIO * residual[: flat.size]
+    disp[flat[agree]] = candidate[agree] * factor
+    taken[flat[agree & weak[flat].all(axis=1)]] = True
+    return taken
 
 
 def _check_frame(frame: object, name: str) -> np.ndarray:
@@ -592,113 +779,20 @@ class MotionEstimator:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Box displacements and sigmas from a field; ``entries`` (the two frames) enable the box refinement, the
         camera fallback and camera_snap's photometric check."""
-        height, width = frame_hw
-        wh, ww = self.working_size_for(height, width)
-        factor = np.array([width / ww, height / wh])
-        disp, sigma = read_box_motion(out, boxes, scale=(factor[0], factor[1]), frame_size=frame_hw)
-        work = _clipped(boxes, frame_hw) / np.tile(factor, 2)  # boxes in working-size pixels
-        fit = None
-        if self.box_refine and entries is not None:
-            e1, e2 = entries
-            fit = refine_boxes(
-                e1.grey(),
-                e2.grey(),
-                torch.from_numpy(work).to(self.device),
-                torch.from_numpy(disp / factor).to(self.device),
-                pyramid1=e1.pyramid(),
-                pyramid2=e2.pyramid(),
-            )
-            disp = fit.displacements.cpu().numpy() * factor
-        snapped = np.zeros(len(disp), bool)  # boxes given the camera's motion (never flagged as uncertain)
-        homography = None
-        if self.camera_snap is not None or (self.camera_fallback and entries is not None):
-            homography = fit_camera_homography(out)
-        if homography is not None:
-            cam_t, cam_a = camera_box_affine(homography, work)
-            if self.camera_fallback and entries is not None:
-                snapped = self._camera_fallback(cam_t, cam_a, work, disp, factor, entries, fit)
-        if self.camera_snap is not None:
-            if homography is not None:
-                camera = cam_t * factor
-                near = np.linalg.norm(disp - camera, axis=1) <= self.camera_snap
-                if fit is not None and entries is not None:  # the frames' verdict over each box's centre
-                    inner = torch.from_numpy(_inner(work, _SNAP_INNER)).to(self.device)
-                    grey1, grey2 = entries[0].grey(), entries[1].grey()
-                    own = box_residual(grey1, grey2, inner, fit.displacements, fit.affine * _SNAP_INNER)
-                    cam = box_residual(
-                        grey1,
-                        grey2,
-                        inner,
-                        torch.from_numpy(cam_t).to(self.device),
-                        torch.from_numpy(cam_a * _SNAP_INNER).to(self.device),
-                    )
-                    near |= (cam < own).cpu().numpy()
-                disp[near] = camera[near]
-                snapped |= near
-        if self.uncertainty_thresh is not None:
-            disp[(sigma > self.uncertainty_thresh) & ~snapped] = np.nan
-        return disp, sigma
-
-    def _camera_fallback(
-        self,
-        cam_t: np.ndarray,
-        cam_a: np.ndarray,
-        work: np.ndarray,
-        disp: np.ndarray,
-        factor: np.ndarray,
-        entries: tuple[_CachedFrame, _CachedFrame],
-        fit: BoxFit | None,
-    ) -> np.ndarray:
-        """``camera_fallback`` on ``disp`` (frame pixels, updated in place) for boxes ``work`` (working pixels),
-        given the camera's motion over them (:func:`camera_box_affine`, working pixels); returns the mask of boxes
-        that took the camera's motion or a fit from it."""
-        e1, e2 = entries
-        grey1, grey2 = e1.grey(), e2.grey()
-        taken = np.zeros(len(disp), bool)
-        affine: Tensor | None = None  # each box's current linear part (with the box fit)
-        if fit is not None:  # a second start: the camera's motion, where it is far from the box's own fit
-            affine = fit.affine.clone()
-            far = np.flatnonzero(np.linalg.norm(disp / factor - cam_t, axis=1) > _REFIT_MIN_GAP)
-            if far.size:
-                rows = torch.from_numpy(far).to(self.device)
-                alt = refine_boxes(
-                    grey1,
-                    grey2,
-                    torch.from_numpy(work[far]).to(self.device),
-                    torch.from_numpy(cam_t[far]).to(self.device),
-                    affine=torch.from_numpy(cam_a[far]).to(self.device, torch.float32),
-                    pyramid1=e1.pyramid(),
-                    pyramid2=e2.pyramid(),
-                )
-                drift = torch.linalg.vector_norm(
-                    alt.displacements - torch.from_numpy(cam_t[far]).to(alt.displacements), dim=1
-                )
-                keep = (alt.residual < _REFIT_MARGIN * fit.residual[rows]) & (drift <= _REFIT_MAX_DRIFT)
-                better = keep.cpu().numpy()
-                disp[far[better]] = alt.displacements.cpu().numpy()[better] * factor
-                affine[rows[keep]] = alt.affine[keep]
-                taken[far[better]] = True
-        # per direction: along an eigenvector of the box's structure tensor whose eigenvalue is below FLAT_TEXTURE
-        # the frames cannot tell the motion well, so that component becomes the camera's (both on a flat box) - unless
-        # the frames reject the result (residual > _FLAT_RESIDUAL_RATIO x the box's own: e.g. a motion-blurred object)
-        tensor = box_structure(e1.gradients(), torch.from_numpy(work).to(self.device)).cpu().numpy()
-        inside = ~np.isnan(tensor).any(axis=(1, 2))
-        values, vectors = np.linalg.eigh(np.where(inside[:, None, None], tensor, 0.0))
-        weak = (values < FLAT_TEXTURE) & inside[:, None]
-        flat = np.flatnonzero(weak.any(axis=1))
-        if flat.size == 0:
-            return taken
-        projector = np.einsum("nik,nk,njk->nij", vectors[flat], weak[flat].astype(np.float64), vectors[flat])
-        own = disp[flat] / factor
-        candidate = own + (projector @ (cam_t[flat] - own)[..., None])[..., 0]
-        boxes = torch.from_numpy(work[flat]).to(self.device)
-        both = torch.from_numpy(np.concatenate([own, candidate])).to(self.device, torch.float32)
-        lin = None if affine is None else affine[torch.from_numpy(flat).to(self.device)].repeat(2, 1, 1)
-        residual = box_residual(grey1, grey2, boxes.repeat(2, 1), both, lin).cpu().numpy()
-        agree = residual[flat.size :] <= _FLAT_RESIDUAL_RATIO * residual[: flat.size]
-        disp[flat[agree]] = candidate[agree] * factor
-        taken[flat[agree & weak[flat].all(axis=1)]] = True
-        return taken
+        wh, ww = self.working_size_for(*frame_hw)
+        factor = (frame_hw[1] / ww, frame_hw[0] / wh)
+        return box_motion_on_frames(
+            out,
+            boxes,
+            frame_hw,
+            factor,
+            entries,
+            factor,
+            box_refine=self.box_refine,
+            camera_fallback=self.camera_fallback,
+            camera_snap=self.camera_snap,
+            uncertainty_thresh=self.uncertainty_thresh,
+        )
 
     # ------------------------------------------------------------------------------------------------ public
     @overload

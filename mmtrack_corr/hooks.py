@@ -26,13 +26,13 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmtrack_corr.estimator import _check_frame, _clipped, read_box_motion
-from mmtrack_corr.refine import BOX_STEPS, box_pyramid, refine_boxes
+from mmtrack_corr.estimator import GreyFrame, _check_frame, box_motion_on_frames, read_box_motion
+from mmtrack_corr.motion_head import MotionOutput
+from mmtrack_corr.refine import refine_flow
 
 __all__ = [
     "DetectorMotion",
@@ -422,6 +422,15 @@ class DetectorStep:
         return iter((self.detections, self.motion))
 
 
+def _check_read_options(box_refine: object, refine: object, camera_fallback: object) -> None:
+    if not isinstance(box_refine, bool):
+        raise ValueError(f"box_refine: expected True or False, got {box_refine!r}")
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+        raise ValueError(f"refine: expected an int >= 0, got {refine!r}")
+    if not isinstance(camera_fallback, bool):
+        raise ValueError(f"camera_fallback: expected True or False, got {camera_fallback!r}")
+
+
 class DetectorMotion:
     """Detector + motion head, one backbone pass per frame: the previous frame's hooked features are cached.
 
@@ -463,27 +472,31 @@ class DetectorMotion:
         self.run = run or _default_run
         self._prev: list[Tensor] | None = None
         self.last: DetectorStep | None = None
-        self._pyramids: list[tuple[np.ndarray, tuple[Tensor, ...]]] = []  # the box fit's, of the last two frames
+        self._images: list[GreyFrame] = []  # the refinements' images of the last two frames
 
     def reset(self) -> None:
         """Forget the cached frame (call between videos)."""
         self._prev = None
         self.last = None
-        self._pyramids.clear()
+        self._images.clear()
 
-    def _pyramid(self, frame: np.ndarray, device: torch.device) -> tuple[Tensor, ...]:
-        """The box fit's pyramid of a frame (cached: a frame is the current one of a step and the previous one of
-        the next)."""
-        for seen, pyramid in self._pyramids:
-            if seen.shape == frame.shape and np.array_equal(seen, frame):
-                return pyramid
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 and frame.shape[2] == 3 else frame
-        grey = np.ascontiguousarray(grey.reshape(frame.shape[:2]))
-        image = torch.from_numpy(grey).to(device=device, dtype=torch.float32).div_(255.0)
-        pyramid = box_pyramid(image.view(1, 1, *grey.shape), len(BOX_STEPS))
-        self._pyramids.append((frame.copy(), pyramid))
-        del self._pyramids[:-2]
-        return pyramid
+    def _image(
+        self, frame: np.ndarray, device: torch.device, size: tuple[int, int] | None, padded: tuple[int, int] | None
+    ) -> GreyFrame:
+        """A frame's grey image (at its own resolution, or at the head's input size), its gradients and box-fit
+        pyramid - cached: a frame is the current one of a step and the previous one of the next."""
+        for seen in self._images:
+            if (
+                seen.size == size
+                and seen.padded == padded
+                and seen.frame.shape == frame.shape
+                and np.array_equal(seen.frame, frame)
+            ):
+                return seen
+        image = GreyFrame(frame.copy(), device, size, padded)
+        self._images.append(image)
+        del self._images[:-4]
+        return image
 
     def remove(self) -> None:
         """Remove the hooks from the detector."""
@@ -520,6 +533,9 @@ class DetectorMotion:
         frame_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
         frames: tuple[np.ndarray, np.ndarray] | None = None,
+        box_refine: bool = True,
+        refine: int = 0,
+        camera_fallback: bool = False,
     ) -> np.ndarray:
         """Per-box displacements from the last call's motion (previous frame -> last frame).
 
@@ -533,14 +549,25 @@ class DetectorMotion:
                 detector inputs came from: each box's displacement is then fitted to them
                 (:func:`mmtrack_corr.refine.refine_boxes`, from the head's box average, at the frames' resolution).
                 None reads the head's motion only.
+            box_refine: with ``frames``, the box fit (default); False skips it (``refine`` and ``camera_fallback``
+                still apply).
+            refine: with ``frames``, first refine the head's field with this many Lucas-Kanade steps
+                (:func:`mmtrack_corr.refine.refine_flow`) on the frames resized to the detector's input size (frame
+                size / ``scale``, the input taken as the frame's resized copy at its top-left corner, padded to the
+                field's extent), as ``MotionEstimator(refine=...)`` does; 0 = not.
+            camera_fallback: with ``frames``, boxes the frames cannot pin, or that the camera's motion explains far
+                better than their own fit, take the camera's motion (the homography fitted to the head's field), as
+                ``MotionEstimator(camera_fallback=True)`` does.
 
         Returns:
             (N, 2) float64 ``(dx, dy)`` in frame pixels; all NaN when there is no motion yet (first frame).
 
         Raises:
-            ValueError: ``boxes_xyxy`` is not (N, 4); ``frames`` of different sizes.
+            ValueError: ``boxes_xyxy`` is not (N, 4); ``frames`` of different sizes; bad ``box_refine`` /
+                ``refine`` / ``camera_fallback``.
             TypeError: ``frames`` are not numpy images.
         """
+        _check_read_options(box_refine, refine, camera_fallback)
         boxes = np.asarray(boxes_xyxy, dtype=np.float64)
         if boxes.size == 0:
             return np.zeros((0, 2))
@@ -548,26 +575,45 @@ class DetectorMotion:
             raise ValueError(f"boxes_xyxy: expected shape (N, 4), got {boxes.shape}")
         if self.last is None or self.last.motion is None:
             return np.full((boxes.shape[0], 2), np.nan)
-        if frames is not None:
-            prev, cur = _check_frame(frames[0], "frames[0]"), _check_frame(frames[1], "frames[1]")
-            if prev.shape[:2] != cur.shape[:2]:
-                raise ValueError(f"frames: expected two frames of one size, got {prev.shape[:2]} and {cur.shape[:2]}")
-            frame_size = prev.shape[:2] if frame_size is None else frame_size
-        disp, sigma = read_box_motion(self.last.motion, boxes, scale=scale, frame_size=frame_size)
-        if frames is not None:
-            device = self.last.motion.flow.device
-            pyramid1, pyramid2 = self._pyramid(prev, device), self._pyramid(cur, device)
-            fit = refine_boxes(
-                pyramid1[0][:, :1],
-                pyramid2[0][:, :1],
-                torch.from_numpy(_clipped(boxes, prev.shape[:2])).to(device),
-                torch.from_numpy(disp).to(device),
-                pyramid1=pyramid1,
-                pyramid2=pyramid2,
+        motion = self.last.motion
+        sx, sy = (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
+        if frames is None:
+            disp, sigma = read_box_motion(motion, boxes, scale=(sx, sy), frame_size=frame_size)
+            if uncertainty_thresh is not None:
+                disp[sigma > uncertainty_thresh] = np.nan
+            return disp
+        prev, cur = _check_frame(frames[0], "frames[0]"), _check_frame(frames[1], "frames[1]")
+        if prev.shape[:2] != cur.shape[:2]:
+            raise ValueError(f"frames: expected two frames of one size, got {prev.shape[:2]} and {cur.shape[:2]}")
+        frame_size = prev.shape[:2] if frame_size is None else frame_size
+        device = motion.flow.device
+        if refine:
+            field = tuple(motion.flow.shape[-2:])
+            padded = (field[0] * motion.stride, field[1] * motion.stride)
+            size = (max(1, round(prev.shape[0] / sy)), max(1, round(prev.shape[1] / sx)))
+            small = self._image(prev, device, size, padded), self._image(cur, device, size, padded)
+            flow = refine_flow(
+                small[0].grey(),
+                small[1].grey(),
+                motion.flow[:1].float(),
+                motion.stride,
+                iters=refine,
+                gradients1=small[0].gradients(),
+                gradients2=small[1].gradients(),
             )
-            disp = fit.displacements.cpu().numpy()
-        if uncertainty_thresh is not None:
-            disp[sigma > uncertainty_thresh] = np.nan
+            motion = MotionOutput(flow, motion.log_scale[:1], motion.stride, motion.aux)
+        images = self._image(prev, device, None, None), self._image(cur, device, None, None)
+        disp, _ = box_motion_on_frames(
+            motion,
+            boxes,
+            frame_size,
+            (sx, sy),
+            images,
+            (1.0, 1.0),
+            box_refine=box_refine,
+            camera_fallback=camera_fallback,
+            uncertainty_thresh=uncertainty_thresh,
+        )
         return disp
 
     def motion_source(
@@ -576,9 +622,11 @@ class DetectorMotion:
         scale: float | tuple[float, float] = 1.0,
         uncertainty_thresh: float | None = None,
         box_refine: bool = True,
+        refine: int = 0,
+        camera_fallback: bool = False,
     ) -> Callable[[Any, Any, np.ndarray], np.ndarray]:
-        """A ``trackers.MotionSource`` that answers from the last call's motion (and, with ``box_refine``, fits each
-        box to the frames it is given).
+        """A ``trackers.MotionSource`` that answers from the last call's motion (and, with ``box_refine``, ``refine``
+        or ``camera_fallback``, uses the frames it is given: :meth:`box_displacements`).
 
         Call the detector on frame t first (``step = dm(inputs)``), then ``tracker.update(..., frame=frame)``: the
         tracker asks for the motion of its tracks' boxes from frame t-1 to frame t, which is this step's motion.
@@ -586,18 +634,20 @@ class DetectorMotion:
         Args:
             scale: frame pixels per detector-input pixel.
             uncertainty_thresh: as :meth:`box_displacements`.
-            box_refine: pass the tracker's frames to :meth:`box_displacements` (``frames=``) when both are numpy
-                images: each box's displacement fitted to them (default; on held-out pairs at 544x960 it lowers the
-                shipped head's own error by 4-31 %, see the README). False reads the head's motion only.
+            box_refine: each box's displacement fitted to the tracker's frames when both are numpy images (default;
+                on held-out pairs at 544x960 it lowers the shipped head's own error by 4-31 %, see the README).
+            refine: field refinement steps on the frames before the box fit (:meth:`box_displacements`); 0 = not.
+            camera_fallback: the camera fallback on the frames (:meth:`box_displacements`).
+
+            With all three off, or without two numpy frames, the head's motion is read as it is.
 
         Returns:
             ``source(prev_frame, frame, boxes_xyxy) -> (N, 2)``.
 
         Raises:
-            ValueError: ``box_refine`` is not a bool.
+            ValueError: ``box_refine`` / ``camera_fallback`` not a bool, ``refine`` not an int >= 0.
         """
-        if not isinstance(box_refine, bool):
-            raise ValueError(f"box_refine: expected True or False, got {box_refine!r}")
+        _check_read_options(box_refine, refine, camera_fallback)
 
         def source(prev_frame: Any, frame: Any, boxes_xyxy: np.ndarray) -> np.ndarray:
             size = frame.shape[:2] if isinstance(frame, np.ndarray) else None
@@ -607,7 +657,10 @@ class DetectorMotion:
                 scale=scale,
                 frame_size=size,
                 uncertainty_thresh=uncertainty_thresh,
-                frames=(prev_frame, frame) if box_refine and both else None,
+                frames=(prev_frame, frame) if (box_refine or refine or camera_fallback) and both else None,
+                box_refine=box_refine,
+                refine=refine,
+                camera_fallback=camera_fallback,
             )
 
         return source

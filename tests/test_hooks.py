@@ -346,10 +346,98 @@ def test_detector_motion_fits_boxes_to_the_frames() -> None:
     np.testing.assert_allclose(source(frames[0], frames[1], boxes), fitted)
     np.testing.assert_allclose(dm.motion_source(box_refine=False)(frames[0], frames[1], boxes), [[-5.5, 3.5]] * 2)
     grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
-    np.testing.assert_allclose(dm.box_displacements(boxes, frames=(grey[0], grey[1])), fitted, atol=1e-6)
+    np.testing.assert_allclose(dm.box_displacements(boxes, frames=(grey[0], grey[1])), fitted, atol=1e-3)
     with pytest.raises(ValueError, match=r"frames: expected two frames of one size"):
         dm.box_displacements(boxes, frames=(frames[0], frames[1][:64]))
     with pytest.raises(TypeError, match=r"frames\[1\]: expected a numpy uint8 image"):
         dm.box_displacements(boxes, frames=(frames[0], "frame"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"box_refine: expected True or False"):
         dm.motion_source(box_refine=1)  # type: ignore[arg-type]
+
+
+def test_detector_motion_equals_the_estimator_at_native_size() -> None:
+    """The shipped encoder as the "detector": DetectorMotion's read-out (field refinement, box fit, camera fallback)
+    is the estimator's at native size, on a held-out generated pair."""
+    from mmtrack_corr.estimator import MotionEstimator
+    from mmtrack_corr.synthetic import background_boxes, make_pair
+
+    est = MotionEstimator.from_pretrained(max_side=None)
+    model = est.model
+    assert model.encoder is not None
+    dm = DetectorMotion(model.encoder, {8: "level8", 16: "level16", 32: "level32"}, model.forward_features)
+    rng = np.random.default_rng(4)
+    pair = make_pair(rng, 192, 320, "medium", photos="heldout")
+    boxes = np.concatenate([pair.boxes, background_boxes(rng, pair, 6)[0]])
+    for frame in (pair.frame1, pair.frame2):
+        dm(torch.from_numpy(np.ascontiguousarray(frame[..., ::-1])).permute(2, 0, 1)[None].float() / 255)
+    frames = (pair.frame1, pair.frame2)
+    want = {}
+    for refine, box_refine, fallback in ((0, False, False), (0, True, False), (2, True, False), (2, True, True)):
+        est.refine, est.box_refine, est.camera_fallback = refine, box_refine, fallback
+        want[refine, box_refine, fallback] = est.box_displacements(*frames, boxes)
+        got = dm.box_displacements(boxes, frames=frames, refine=refine, box_refine=box_refine, camera_fallback=fallback)
+        np.testing.assert_allclose(got, want[refine, box_refine, fallback], atol=2e-3, err_msg=str((refine, fallback)))
+    source = dm.motion_source(refine=2, camera_fallback=True)
+    np.testing.assert_allclose(source(*frames, boxes), want[2, True, True], atol=2e-3)
+    # each setting changed the result on this pair, so the comparisons above saw each one run
+    assert np.abs(want[0, True, False] - want[0, False, False]).max() > 0.1
+    assert np.abs(want[2, True, False] - want[0, True, False]).max() > 0.1
+    assert np.abs(want[2, True, True] - want[2, True, False]).max() > 0.5
+
+
+def test_detector_motion_refines_the_field_at_the_detectors_input_size() -> None:
+    """A detector fed frames at half size (scale 2): the field refinement runs on the frames resized to its input,
+    and the head's motion 1 input px off comes back to the true translation in frame pixels."""
+    import cv2
+
+    from mmtrack_corr.motion_head import MotionOutput
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+
+    def head(f1: list[Tensor], f2: list[Tensor]) -> MotionOutput:  # truth (-3.5, 2.5) input px; the head 1 px off
+        h, w = f2[0].shape[-2:]
+        return MotionOutput(torch.tensor([-2.5, 1.5]).view(1, 2, 1, 1).expand(1, 2, h, w), torch.zeros(1, 2, h, w), 8)
+
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    y0, x0 = (photo.shape[0] - 128) // 2, (photo.shape[1] - 192) // 2
+    frames = [
+        cv2.warpAffine(photo, np.float32([[1, 0, -x0 - 7.0 * t], [0, 1, -y0 + 5.0 * t]]), (192, 128)) for t in range(2)
+    ]  # the scene moves by (-7, 5) frame px per frame
+    dm = DetectorMotion(TinyYOLOX().eval(), yolox_layers(), head)
+    for frame in frames:
+        small = cv2.resize(frame, (96, 64), interpolation=cv2.INTER_AREA)
+        dm(torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255)
+    boxes = np.array([[30.0, 20.0, 100.0, 90.0], [110.0, 40.0, 170.0, 110.0]])
+    pair = (frames[0], frames[1])
+    np.testing.assert_allclose(dm.box_displacements(boxes, scale=2.0), [[-5.0, 3.0]] * 2)  # the head's own
+    refined = dm.box_displacements(boxes, scale=2.0, frames=pair, refine=3, box_refine=False)
+    np.testing.assert_allclose(refined, [[-7.0, 5.0]] * 2, atol=0.25)
+    np.testing.assert_allclose(dm.box_displacements(boxes, scale=2.0, frames=pair, box_refine=False), [[-5.0, 3.0]] * 2)
+    source = dm.motion_source(scale=2.0, box_refine=False, refine=3)
+    np.testing.assert_allclose(source(frames[0], frames[1], boxes), refined)
+    with pytest.raises(ValueError, match=r"refine: expected an int >= 0, got -1"):
+        dm.box_displacements(boxes, frames=pair, refine=-1)
+    with pytest.raises(ValueError, match=r"camera_fallback: expected True or False, got 1"):
+        dm.box_displacements(boxes, frames=pair, camera_fallback=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"box_refine: expected True or False, got None"):
+        dm.box_displacements(boxes, frames=pair, box_refine=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"refine: expected an int >= 0, got 1.5"):
+        dm.motion_source(refine=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"camera_fallback: expected True or False"):
+        dm.motion_source(camera_fallback="yes")  # type: ignore[arg-type]
+
+
+def test_grey_frame_resizes_and_pads_like_a_detector_input() -> None:
+    from mmtrack_corr.estimator import GreyFrame
+    from mmtrack_corr.refine import grey_image
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    rgb = torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    grey = GreyFrame(frame, torch.device("cpu")).grey()
+    assert torch.equal(grey, grey_image(rgb))  # the estimator's luma, bit for bit
+    assert torch.equal(GreyFrame(frame[..., 1], torch.device("cpu")).grey(), rgb[:, 1:2])  # a grey frame as it is
+    small = GreyFrame(frame, torch.device("cpu"), size=(15, 25), padded=(16, 32)).grey()
+    want = torch.nn.functional.interpolate(grey, size=(15, 25), mode="bilinear", antialias=True)
+    assert small.shape == (1, 1, 16, 32)
+    assert torch.equal(small[..., :15, :25], want)
+    assert torch.equal(small[..., 15, :25], want[..., 14, :]) and torch.equal(small[..., :15, 31], want[..., :, 24])
