@@ -297,6 +297,67 @@ def fit_camera_homography(
     return np.asarray(homography, np.float64)
 
 
+def refine_camera_homography(
+    grey1: Tensor, grey2: Tensor, homography: np.ndarray, *, points: int = 300, max_change: float = 4.0
+) -> np.ndarray:
+    """Sharpen a camera homography on the frames: corners of frame t-1 tracked into frame t by pyramidal
+    Lucas-Kanade, each started where ``homography`` puts it, and a homography refitted to the tracks.
+
+    A head's homography (:func:`fit_camera_homography`) comes from cells of 8 pixels whose values are off by a pixel
+    or more; the tracks are sub-pixel. Up to ``points`` corners (``cv2.goodFeaturesToTrack``, quality 0.01, 7 px
+    apart) are tracked (21x21 window, 4 pyramid levels) and fitted with MAGSAC++ (1 px). The refit is kept only when
+    at least 30 % of the tracks are its inliers and it moves the points of an 8x8 grid over the frame by at most
+    ``max_change`` pixels on average from ``homography``: a larger change means the tracks followed something else
+    (objects moving over a textureless background, where the corners are on the objects). Otherwise, and when
+    fewer than 8 corners track, ``homography`` comes back.
+
+    Args:
+        grey1: frame t-1, (1, 1, H, W) grey in [0, 1] (:func:`mmtrack_corr.refine.grey_image`).
+        grey2: frame t, same shape.
+        homography: (3, 3) frame t-1 -> frame t, in these images' pixels.
+        points: at most this many corners.
+        max_change: the largest mean change of the grid points accepted, pixels.
+
+    Returns:
+        (3, 3) float64 homography.
+
+    Example:
+        >>> flat = torch.full((1, 1, 64, 64), 0.5)  # no corners: the input comes back
+        >>> refine_camera_homography(flat, flat, np.eye(3)).tolist() == np.eye(3).tolist()
+        True
+    """
+    if grey1.dim() != 4 or grey1.shape[:2] != (1, 1) or grey2.shape != grey1.shape:
+        raise ValueError(
+            f"grey1, grey2: expected two (1, 1, H, W) images, got {tuple(grey1.shape)} and {tuple(grey2.shape)}"
+        )
+    homography = np.asarray(homography, np.float64)
+    g1 = (grey1[0, 0].float().cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
+    g2 = (grey2[0, 0].float().cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
+    corners = cv2.goodFeaturesToTrack(g1, points, 0.01, 7, blockSize=7)
+    if corners is None or len(corners) < 8:
+        return homography
+    start = corners.reshape(-1, 2).astype(np.float32)
+    moved = np.c_[start, np.ones(len(start))] @ homography.T
+    guess = (moved[:, :2] / moved[:, 2:3]).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
+    end, status, _ = cv2.calcOpticalFlowPyrLK(
+        g1, g2, start, guess, winSize=(21, 21), maxLevel=3, flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=criteria
+    )
+    tracked = status[:, 0] == 1
+    if tracked.sum() < 8:
+        return homography
+    cv2.setRNGSeed(0)
+    refit, mask = cv2.findHomography(start[tracked], end[tracked], cv2.USAC_MAGSAC, 1.0, maxIters=500)
+    if refit is None or mask is None or mask.mean() < _CAMERA_MIN_INLIERS:
+        return homography
+    h, w = g1.shape
+    ys, xs = np.mgrid[0:h:8j, 0:w:8j]
+    grid = np.c_[xs.ravel(), ys.ravel(), np.ones(xs.size)]
+    before, after = grid @ homography.T, grid @ np.asarray(refit, np.float64).T
+    change = np.linalg.norm(before[:, :2] / before[:, 2:] - after[:, :2] / after[:, 2:], axis=1).mean()
+    return np.asarray(refit, np.float64) if change <= max_change else homography
+
+
 def camera_box_motion(homography: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Displacement of each box centre under a homography: (N, 2), in the homography's pixels."""
     return camera_box_affine(homography, boxes)[0]
@@ -376,6 +437,8 @@ def box_motion_on_frames(
         if homography is not None:  # head-input pixels -> the images' pixels
             to_images = np.diag([scale[0] / factor[0], scale[1] / factor[1], 1.0])
             homography = to_images @ homography @ np.linalg.inv(to_images)
+            if camera_fallback and images is not None:  # sharpened on the frames' corners
+                homography = refine_camera_homography(images[0].grey(), images[1].grey(), homography)
     if homography is not None:
         cam_t, cam_a = camera_box_affine(homography, work)
         if camera_fallback and images is not None:
@@ -527,7 +590,8 @@ class MotionEstimator:
             instead of cell by cell, and the affine part removes the bias a translation fit has where the motion
             varies over a large box. Default :data:`DEFAULT_BOX_REFINE` (True).
         camera_fallback: where a box's own motion cannot be trusted, give it the camera's: the homography fitted to
-            the head's dense field (:func:`fit_camera_homography`), linearised at the box centre. With
+            the head's dense field (:func:`fit_camera_homography`), sharpened on the frames
+            (:func:`refine_camera_homography`), linearised at the box centre. With
             ``box_refine``, a box whose fit started from the camera's motion leaves less than 0.3x the photometric
             residual of its own fit, and stays within 4 working pixels of the camera's motion, takes that fit (the
             head's start was outside the fit's reach). Then, along each eigenvector of the box's structure tensor

@@ -20,6 +20,7 @@ from mmtrack_corr.estimator import (
     camera_box_motion,
     default_motion_source,
     fit_camera_homography,
+    refine_camera_homography,
 )
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.motion_model import (
@@ -542,7 +543,8 @@ def test_camera_fallback_gives_a_flat_box_the_camera_motion_and_never_flags_it()
     model = _GivenFieldModel(_wrong_block_field())
     est = MotionEstimator(model, max_side=None, refine=0, uncertainty_thresh=0.5, camera_fallback=True)
     got = est.box_displacements(first, second, boxes)  # the field's scale is 1 px: only the camera's boxes pass
-    np.testing.assert_allclose(got[0], [-7.0, 4.0], atol=1e-6)  # the homography of the (exact) field elsewhere
+    # the homography of the (exact) field elsewhere, sharpened on the frames' corners (to LK's precision)
+    np.testing.assert_allclose(got[0], [-7.0, 4.0], atol=0.02)
     assert np.isnan(got[1]).all()
     est.uncertainty_thresh = None
     np.testing.assert_allclose(est.box_displacements(first, second, boxes)[1], [-7.0, 4.0], atol=0.1)
@@ -550,7 +552,7 @@ def test_camera_fallback_gives_a_flat_box_the_camera_motion_and_never_flags_it()
     assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 10.0
     est.box_refine = False  # the flat check needs no box fit
     est.camera_fallback = True
-    np.testing.assert_allclose(est.box_displacements(first, second, boxes)[0], [-7.0, 4.0], atol=1e-6)
+    np.testing.assert_allclose(est.box_displacements(first, second, boxes)[0], [-7.0, 4.0], atol=0.02)
     outside = np.array([[300.0, 250.0, 340.0, 290.0]])  # wholly outside: the nearest cell, with or without it
     est.box_refine = True
     kept = est.box_displacements(first, second, outside)
@@ -571,10 +573,11 @@ def test_camera_fallback_takes_the_camera_only_along_an_edge() -> None:
     box = np.array([[40.0, 40.0, 72.0, 72.0]])
     plain = est.box_displacements(first, second, box)[0]
     assert abs(plain[1] - 4.0) < 0.2 and abs(plain[0] - 9.0) < 1.0  # the fit fixes y; x is invisible, stays
-    est.camera_fallback = True
-    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 4.0], atol=0.1)
+    est.camera_fallback = True  # (the camera's motion: the exact field's homography re-fitted to tracked corners,
+    # so to their precision, ~0.1 px on these 192x256 frames, rather than exact)
+    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 4.0], atol=0.2)
     est.box_refine = False  # the field's (9, 2) as it is: only its x becomes the camera's
-    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 2.0], atol=1e-6)
+    np.testing.assert_allclose(est.box_displacements(first, second, box)[0], [-7.0, 2.0], atol=0.2)
 
 
 def test_camera_fallback_keeps_a_faint_object_the_frames_see_moving_on_its_own() -> None:
@@ -634,3 +637,37 @@ def test_compile_encoder_gives_the_eager_displacements() -> None:
 def test_bad_compile_encoder(value: object) -> None:
     with pytest.raises(ValueError, match=r"compile_encoder: expected True or False"):
         MotionEstimator(_tiny_model(), compile_encoder=value)  # type: ignore[arg-type]
+
+
+def test_refine_camera_homography_sharpens_a_rough_homography_and_refuses_a_large_change() -> None:
+    """A held-out photograph under a known homography (1 degree, 2 % zoom, a pan): a homography 1.8 px off comes
+    back within 0.15 px; one 10.8 px off is returned unchanged (the change exceeds max_change), unless allowed."""
+    from mmtrack_corr.photos import HELDOUT_PHOTOS, load_photo
+    from mmtrack_corr.refine import grey_image
+
+    photo = load_photo(HELDOUT_PHOTOS[1])
+    h, w = 192, 256
+    y0, x0 = (photo.shape[0] - h) // 2, (photo.shape[1] - w) // 2
+    to_frame = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+    c, s = 1.02 * math.cos(math.radians(1.0)), 1.02 * math.sin(math.radians(1.0))
+    centre = np.array([[1.0, 0.0, w / 2], [0.0, 1.0, h / 2], [0.0, 0.0, 1.0]])
+    truth = centre @ np.array([[c, -s, -6.0], [s, c, 3.0], [0.0, 0.0, 1.0]]) @ np.linalg.inv(centre)
+    frames = [cv2.warpPerspective(photo, m @ to_frame, (w, h)) for m in (np.eye(3), truth)]
+    grey = [grey_image(torch.from_numpy(f[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255) for f in frames]
+
+    def error(homography: np.ndarray) -> float:
+        ys, xs = np.mgrid[20 : h - 20 : 9j, 20 : w - 20 : 9j]
+        grid = np.c_[xs.ravel(), ys.ravel(), np.ones(xs.size)]
+        a, b = grid @ homography.T, grid @ truth.T
+        return float(np.linalg.norm(a[:, :2] / a[:, 2:] - b[:, :2] / b[:, 2:], axis=1).mean())
+
+    def shifted(dx: float, dy: float) -> np.ndarray:
+        return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]]) @ truth
+
+    rough = shifted(1.5, -1.0)
+    assert error(refine_camera_homography(grey[0], grey[1], rough)) < 0.15 < 1.5 < error(rough)
+    far = shifted(9.0, 6.0)
+    assert np.array_equal(refine_camera_homography(grey[0], grey[1], far), far)
+    assert error(refine_camera_homography(grey[0], grey[1], far, max_change=20.0)) < 0.15
+    with pytest.raises(ValueError, match=r"grey1, grey2: expected two \(1, 1, H, W\) images"):
+        refine_camera_homography(grey[0], grey[1][..., :100], rough)
