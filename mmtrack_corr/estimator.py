@@ -62,7 +62,7 @@ DEFAULT_BOX_REFINE = True
 #: Default of ``camera_fallback`` (boxes the frames cannot pin, or that the camera's motion explains far better than
 #: their own fit, take the camera's motion): off. On held-out data it brings background-box error to or below OpenCV
 #: DIS's in five of six columns at a small moving-object cost, but it lowers fast-camera tracking a little: 10
-#: training-photo fast sequences HOTA 54.45 vs 54.56, IDSW 32 vs 28 (held-out: 53.58 vs 53.79).
+#: training-photo fast sequences HOTA 54.45 vs 54.56, IDSW 32 vs 28 (held-out: 53.59 vs 53.79).
 DEFAULT_CAMERA_FALLBACK = False
 #: ``camera_fallback``'s flat direction: an eigenvalue of :func:`mmtrack_corr.refine.box_structure` below this (grey
 #: levels in [0, 1] per working pixel, squared) - about the floor that image noise of 2 grey levels in 255 gives.
