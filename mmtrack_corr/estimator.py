@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Literal, overload
 
@@ -147,7 +148,7 @@ def read_box_motion(
         >>> read_box_motion(out, np.array([[0.0, 0.0, 16.0, 16.0]]), scale=0.5)[0]
         array([[1., 1.]])
     """
-    sx, sy = (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
+    sx, sy = _scale_pair(scale)
     boxes = np.array(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     if frame_size is not None:
         boxes = _clipped(boxes, frame_size)
@@ -156,6 +157,11 @@ def read_box_motion(
     values = box_mean(field, work, motion.stride).cpu().numpy()
     factor = np.array([sx, sy])
     return values[:, :2] * factor, (values[:, 2:4] * factor).max(axis=1)
+
+
+def _scale_pair(scale: float | tuple[float, float]) -> tuple[float, float]:
+    """``scale`` as (sx, sy): one number for both axes, or a pair."""
+    return (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
 
 
 def _inner(boxes: np.ndarray, fraction: float) -> np.ndarray:
@@ -173,10 +179,10 @@ def _clipped(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class FrameImages:
+class FrameImages(ABC):
     """A frame at the refinements' resolution: its pixels (to recognise it) and - computed on first use - its grey
     image (1, 1, H, W) in [0, 1], the image's gradients and the box fit's pyramid. Subclasses say where the grey
-    image comes from."""
+    image comes from (:meth:`_make_grey`)."""
 
     def __init__(self, frame: np.ndarray) -> None:
         self.frame = frame
@@ -184,8 +190,9 @@ class FrameImages:
         self._gradients: Tensor | None = None
         self._pyramid: tuple[Tensor, ...] | None = None
 
+    @abstractmethod
     def _make_grey(self) -> Tensor:
-        raise NotImplementedError
+        """The grey image, (1, 1, H, W) in [0, 1] (called once, on first use)."""
 
     def grey(self) -> Tensor:
         if self._grey is None:
@@ -337,8 +344,7 @@ def refine_camera_homography(
     if corners is None or len(corners) < 8:
         return homography
     start = corners.reshape(-1, 2).astype(np.float32)
-    moved = np.c_[start, np.ones(len(start))] @ homography.T
-    guess = (moved[:, :2] / moved[:, 2:3]).astype(np.float32)
+    guess = _project(homography, start).astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
     end, status, _ = cv2.calcOpticalFlowPyrLK(
         g1, g2, start, guess, winSize=(21, 21), maxLevel=3, flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=criteria
@@ -352,10 +358,16 @@ def refine_camera_homography(
         return homography
     h, w = g1.shape
     ys, xs = np.mgrid[0:h:8j, 0:w:8j]
-    grid = np.c_[xs.ravel(), ys.ravel(), np.ones(xs.size)]
-    before, after = grid @ homography.T, grid @ np.asarray(refit, np.float64).T
-    change = np.linalg.norm(before[:, :2] / before[:, 2:] - after[:, :2] / after[:, 2:], axis=1).mean()
-    return np.asarray(refit, np.float64) if change <= max_change else homography
+    grid = np.c_[xs.ravel(), ys.ravel()]
+    refit = np.asarray(refit, np.float64)
+    change = np.linalg.norm(_project(homography, grid) - _project(refit, grid), axis=1).mean()
+    return refit if change <= max_change else homography
+
+
+def _project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) points mapped by a (3, 3) homography, float64."""
+    mapped = np.c_[points, np.ones(len(points))] @ homography.T
+    return mapped[:, :2] / mapped[:, 2:3]
 
 
 def camera_box_motion(homography: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmtrack_corr.estimator import GreyFrame, _check_frame, box_motion_on_frames, read_box_motion
+from mmtrack_corr.estimator import GreyFrame, _check_frame, _scale_pair, box_motion_on_frames, read_box_motion
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.refine import refine_flow
 
@@ -576,7 +576,7 @@ class DetectorMotion:
         if self.last is None or self.last.motion is None:
             return np.full((boxes.shape[0], 2), np.nan)
         motion = self.last.motion
-        sx, sy = (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
+        sx, sy = _scale_pair(scale)
         if frames is None:
             disp, sigma = read_box_motion(motion, boxes, scale=(sx, sy), frame_size=frame_size)
             if uncertainty_thresh is not None:
