@@ -644,7 +644,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--camera-fallback",
         action="store_true",
         help="with --box-refine: also score MotionEstimator(camera_fallback=True) (row '+ refine + box fit + camera "
-        "fallback': flat boxes and boxes the camera's motion explains far better take it) and time it",
+        "fallback': flat boxes, and a box's flat direction, take the camera's motion) and time it",
     )
     parser.add_argument(
         "--photos",

@@ -131,8 +131,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="--motion learned: fit each box's motion to the frames after reading it from the learned "
                    f"field ({'on' if LEARNED_BOX_REFINE else 'off'})")  # fmt: skip
     p.add_argument("--motion-camera-fallback", action=argparse.BooleanOptionalAction, default=None,
-                   help="--motion learned: flat boxes, and boxes the camera's motion explains far better than their "
-                   f"own fit, take the camera's motion ({'on' if LEARNED_CAMERA_FALLBACK else 'off'})")  # fmt: skip
+                   help="--motion learned: along the directions the frames cannot pin (a flat box, a single edge) a "
+                   f"box takes the camera's motion ({'on' if LEARNED_CAMERA_FALLBACK else 'off'})")  # fmt: skip
     p.add_argument("--device", default="cpu", help="torch device for learned motion / torch detectors (cpu)")
     p.add_argument("--overlay", action="store_true", help="draw the dense motion as a colour overlay")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")

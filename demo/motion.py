@@ -38,9 +38,9 @@ LEARNED_MAX_SIDE = 640
 LEARNED_REFINE = 2
 #: Whether the demo fits each box's motion to the frames, = ``mmtrack_corr.estimator.DEFAULT_BOX_REFINE``.
 LEARNED_BOX_REFINE = True
-#: Whether flat boxes (and boxes the camera's motion explains far better) take the camera's motion in the demo,
+#: Whether flat boxes (and a box's flat direction) take the camera's motion in the demo,
 #: = ``mmtrack_corr.estimator.DEFAULT_CAMERA_FALLBACK``.
-LEARNED_CAMERA_FALLBACK = False
+LEARNED_CAMERA_FALLBACK = True
 
 
 def learned_available() -> bool:
@@ -113,7 +113,7 @@ def build_motion(
         refine: ``learned`` only: Lucas-Kanade steps refining the learned field on the frames (0 = off); None:
             :data:`LEARNED_REFINE`.
         box_refine: ``learned`` only: fit each box's motion to the frames; None: :data:`LEARNED_BOX_REFINE`.
-        camera_fallback: ``learned`` only: flat boxes and boxes the camera's motion explains far better take it;
+        camera_fallback: ``learned`` only: flat boxes (and a box's flat direction) take the camera's motion;
             None: :data:`LEARNED_CAMERA_FALLBACK`.
 
     Returns:

@@ -30,7 +30,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmtrack_corr.estimator import GreyFrame, _check_frame, _scale_pair, box_motion_on_frames, read_box_motion
+from mmtrack_corr.estimator import (
+    DEFAULT_CAMERA_FALLBACK,
+    GreyFrame,
+    _check_frame,
+    _scale_pair,
+    box_motion_on_frames,
+    read_box_motion,
+)
 from mmtrack_corr.motion_head import MotionOutput
 from mmtrack_corr.refine import refine_flow
 
@@ -535,7 +542,7 @@ class DetectorMotion:
         frames: tuple[np.ndarray, np.ndarray] | None = None,
         box_refine: bool = True,
         refine: int = 0,
-        camera_fallback: bool = False,
+        camera_fallback: bool = DEFAULT_CAMERA_FALLBACK,
     ) -> np.ndarray:
         """Per-box displacements from the last call's motion (previous frame -> last frame).
 
@@ -555,9 +562,10 @@ class DetectorMotion:
                 (:func:`mmtrack_corr.refine.refine_flow`) on the frames resized to the detector's input size (frame
                 size / ``scale``, the input taken as the frame's resized copy at its top-left corner, padded to the
                 field's extent), as ``MotionEstimator(refine=...)`` does; 0 = not.
-            camera_fallback: with ``frames``, boxes the frames cannot pin, or that the camera's motion explains far
-                better than their own fit, take the camera's motion (the homography fitted to the head's field), as
-                ``MotionEstimator(camera_fallback=True)`` does.
+            camera_fallback: with ``frames``, along the directions the frames cannot pin (a flat box, a single
+                edge) a box takes the camera's motion (the homography fitted to the head's field, sharpened on the
+                frames), as ``MotionEstimator(camera_fallback=True)`` does; default
+                :data:`mmtrack_corr.estimator.DEFAULT_CAMERA_FALLBACK` (True).
 
         Returns:
             (N, 2) float64 ``(dx, dy)`` in frame pixels; all NaN when there is no motion yet (first frame).
@@ -623,7 +631,7 @@ class DetectorMotion:
         uncertainty_thresh: float | None = None,
         box_refine: bool = True,
         refine: int = 0,
-        camera_fallback: bool = False,
+        camera_fallback: bool = DEFAULT_CAMERA_FALLBACK,
     ) -> Callable[[Any, Any, np.ndarray], np.ndarray]:
         """A ``trackers.MotionSource`` that answers from the last call's motion (and, with ``box_refine``, ``refine``
         or ``camera_fallback``, uses the frames it is given: :meth:`box_displacements`).

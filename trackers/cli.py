@@ -437,8 +437,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--motion-camera-fallback",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="learned estimator: boxes the frames cannot pin (flat) or that the camera's motion explains far better "
-        "take the camera's motion (default: the estimator's, off)",
+        help="learned estimator: along the directions the frames cannot pin (a flat box, a single edge) a box takes "
+        "the camera's motion (default: the estimator's, on)",
     )
     p.add_argument(
         "--device",
