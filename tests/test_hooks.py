@@ -379,6 +379,14 @@ def test_detector_motion_equals_the_estimator_at_native_size() -> None:
         np.testing.assert_allclose(got, want[refine, box_refine, fallback], atol=2e-3, err_msg=str((refine, fallback)))
     source = dm.motion_source(refine=2, camera_fallback=True)
     np.testing.assert_allclose(source(*frames, boxes), want[2, True, True], atol=2e-3)
+    # with no options, the read-out is the estimator's defaults (field refinement aside: 0 at native size)
+    from mmtrack_corr.estimator import DEFAULT_BOX_REFINE, DEFAULT_CAMERA_FALLBACK
+
+    est.refine, est.box_refine, est.camera_fallback = 0, DEFAULT_BOX_REFINE, DEFAULT_CAMERA_FALLBACK
+    defaults = est.box_displacements(*frames, boxes)
+    np.testing.assert_allclose(dm.box_displacements(boxes, frames=frames), defaults, atol=2e-3)
+    np.testing.assert_allclose(dm.motion_source()(*frames, boxes), defaults, atol=2e-3)
+    assert np.abs(defaults - want[0, True, False]).max() > 0.1  # the fallback's default is seen on this pair
     # each setting changed the result on this pair, so the comparisons above saw each one run
     assert np.abs(want[0, True, False] - want[0, False, False]).max() > 0.1
     assert np.abs(want[2, True, False] - want[0, True, False]).max() > 0.1
