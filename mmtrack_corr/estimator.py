@@ -443,18 +443,19 @@ def box_motion_on_frames(
         )
         disp = fit.displacements.cpu().numpy() * factor
     snapped = np.zeros(len(disp), bool)  # boxes given the camera's motion (never flagged as uncertain)
+    fallback_images = images if camera_fallback else None  # the fallback needs the frames
     homography = None
-    if camera_snap is not None or (camera_fallback and images is not None):
+    if camera_snap is not None or fallback_images is not None:
         homography = fit_camera_homography(motion)
         if homography is not None:  # head-input pixels -> the images' pixels
             to_images = np.diag([scale[0] / factor[0], scale[1] / factor[1], 1.0])
             homography = to_images @ homography @ np.linalg.inv(to_images)
-            if camera_fallback and images is not None:  # sharpened on the frames' corners
-                homography = refine_camera_homography(images[0].grey(), images[1].grey(), homography)
+            if fallback_images is not None:  # sharpened on the frames' corners
+                homography = refine_camera_homography(fallback_images[0].grey(), fallback_images[1].grey(), homography)
     if homography is not None:
         cam_t, cam_a = camera_box_affine(homography, work)
-        if camera_fallback and images is not None:
-            snapped = _camera_fallback(cam_t, cam_a, work, disp, factor, images, fit)
+        if fallback_images is not None:
+            snapped = _camera_fallback(cam_t, cam_a, work, disp, factor, fallback_images, fit)
         if camera_snap is not None:
             camera = cam_t * factor
             near = np.linalg.norm(disp - camera, axis=1) <= camera_snap

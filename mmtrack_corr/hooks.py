@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from mmtrack_corr.estimator import (
+    DEFAULT_BOX_REFINE,
     DEFAULT_CAMERA_FALLBACK,
     GreyFrame,
     _check_frame,
@@ -540,7 +541,7 @@ class DetectorMotion:
         frame_size: tuple[int, int] | None = None,
         uncertainty_thresh: float | None = None,
         frames: tuple[np.ndarray, np.ndarray] | None = None,
-        box_refine: bool = True,
+        box_refine: bool = DEFAULT_BOX_REFINE,
         refine: int = 0,
         camera_fallback: bool = DEFAULT_CAMERA_FALLBACK,
     ) -> np.ndarray:
@@ -629,7 +630,7 @@ class DetectorMotion:
         *,
         scale: float | tuple[float, float] = 1.0,
         uncertainty_thresh: float | None = None,
-        box_refine: bool = True,
+        box_refine: bool = DEFAULT_BOX_REFINE,
         refine: int = 0,
         camera_fallback: bool = DEFAULT_CAMERA_FALLBACK,
     ) -> Callable[[Any, Any, np.ndarray], np.ndarray]:
