@@ -248,6 +248,7 @@ BOX_STEPS = (2, 3)
 BOX_SAMPLES = 20
 #: Tikhonov weight per sample on the affine part of :func:`refine_boxes` (pixels of displacement per half box).
 LAMBDA_AFFINE = 1e-4
+_STRUCTURE_DIRECT_BOXES = 64  # box_structure sums up to this many boxes pixel by pixel, more with an integral image
 _BOX_MIN_VALID = 0.25  # a box with fewer of its samples inside both frames keeps its value (and has no residual)
 
 
@@ -389,6 +390,8 @@ def box_structure(gradients: Tensor, boxes: Tensor) -> Tensor:
     both near zero on a flat box, one near zero on a box crossed by a single straight edge or blurred along one
     direction (motion along the edge, or along the blur, is invisible). Image noise sets the floor (central
     differences of noise of standard deviation ``s`` give about ``s^2 / 2`` per axis: 3e-5 for 2 grey levels in 255).
+    Up to 64 boxes are summed box by box (cost grows with their area), more through one float64 integral image of
+    the frame (a fixed cost: ~5 ms at 352x640 on one core); the two agree to rounding (~1e-12 relative).
 
     Args:
         gradients: (1, 2, H, W) :func:`image_gradients` of the grey image (levels in [0, 1]).
@@ -413,16 +416,40 @@ def box_structure(gradients: Tensor, boxes: Tensor) -> Tensor:
     if boxes.dim() != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes: expected shape (N, 4), got {tuple(boxes.shape)}")
     height, width = gradients.shape[2:]
-    g = gradients[0].to(torch.float64)
-    products = torch.stack([g[0] * g[0], g[0] * g[1], g[1] * g[1]])
-    integral = F.pad(products.cumsum(1).cumsum(2), (1, 0, 1, 0))
-    corners = boxes.to(device=g.device, dtype=torch.float64).round()
+    corners = boxes.to(device=gradients.device, dtype=torch.float64).round()
     x0, x1 = corners[:, 0].clamp(0, width).long(), corners[:, 2].clamp(0, width).long()
     y0, y1 = corners[:, 1].clamp(0, height).long(), corners[:, 3].clamp(0, height).long()
-    area = ((x1 - x0) * (y1 - y0)).to(torch.float64)
-    sums = integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
+    area = ((x1 - x0).clamp(min=0) * (y1 - y0).clamp(min=0)).to(torch.float64)
+    if len(boxes) <= _STRUCTURE_DIRECT_BOXES:
+        sums = _direct_structure_sums(gradients[0], x0, y0, x1, y1)
+    else:
+        sums = _integral_structure_sums(gradients[0], x0, y0, x1, y1)
     a, b, c = torch.where(area > 0, sums / area.clamp(min=1.0), torch.full_like(sums, math.nan))
     return torch.stack([torch.stack([a, b], -1), torch.stack([b, c], -1)], -2)
+
+
+def _direct_structure_sums(g: Tensor, x0: Tensor, y0: Tensor, x1: Tensor, y1: Tensor) -> Tensor:
+    """(3, N) sums of ``gx gx``, ``gx gy``, ``gy gy`` over each box's pixels, box by box (``g``: (2, H, W))."""
+    rows = []
+    zero = g.new_zeros(2, 2, dtype=torch.float64)
+    for a, b, c, d in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True):
+        if c > a and d > b:
+            v = g[:, b:d, a:c].reshape(2, -1).to(torch.float64)
+            rows.append(v @ v.T)
+        else:
+            rows.append(zero)
+    m = torch.stack(rows)
+    return torch.stack([m[:, 0, 0], m[:, 0, 1], m[:, 1, 1]])
+
+
+def _integral_structure_sums(g: Tensor, x0: Tensor, y0: Tensor, x1: Tensor, y1: Tensor) -> Tensor:
+    """(3, N) as :func:`_direct_structure_sums`, from one float64 integral image of the three products, built in a
+    single buffer (each full-size temporary costs page faults on the CPU)."""
+    integral = g.new_zeros(3, g.shape[1] + 1, g.shape[2] + 1, dtype=torch.float64)
+    for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 1))):
+        integral[k, 1:, 1:].copy_(g[i]).mul_(g[j])  # the float32 product, exact in float64
+    integral.cumsum_(1).cumsum_(2)
+    return integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
 
 
 def box_texture(gradients: Tensor, boxes: Tensor) -> Tensor:

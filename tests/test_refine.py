@@ -310,12 +310,14 @@ def test_given_pyramids_give_the_same_fit_and_box_pyramid_checks_its_arguments()
 
 
 # ---------------------------------------------------------------------------------------------------- box texture
-def test_box_texture_is_the_smaller_eigenvalue_of_the_box_structure_tensor() -> None:
+@pytest.mark.parametrize("count", [40, 100])  # summed box by box / through an integral image (more than 64 boxes)
+def test_box_texture_is_the_smaller_eigenvalue_of_the_box_structure_tensor(count: int) -> None:
     first, _ = _pair(0.0, 0.0)
     grads = image_gradients(first)
     rng = np.random.default_rng(0)
-    boxes = rng.uniform(-20, 200, size=(40, 4))
-    boxes[:, 2:] = boxes[:, :2] + rng.uniform(2, 90, size=(40, 2))
+    boxes = rng.uniform(-20, 200, size=(count, 4))
+    boxes[:, 2:] = boxes[:, :2] + rng.uniform(2, 90, size=(count, 2))
+    boxes[-1, 2:] = boxes[-1, :2] - 5.0  # inverted: no pixel
     got = box_texture(grads, torch.from_numpy(boxes)).numpy()
     tensors = box_structure(grads, torch.from_numpy(boxes)).numpy()
     g = grads[0].double().numpy()
@@ -323,13 +325,16 @@ def test_box_texture_is_the_smaller_eigenvalue_of_the_box_structure_tensor() -> 
     for i, box in enumerate(boxes):
         x0, y0, x1, y1 = np.clip(np.round(box), 0, [w, h, w, h]).astype(int)
         if x1 <= x0 or y1 <= y0:
-            assert got[i] == math.inf and np.isnan(tensors[i]).all()
+            assert got[i] == math.inf and np.isnan(tensors[i]).all(), box
             continue
         gx, gy = g[0, y0:y1, x0:x1].ravel(), g[1, y0:y1, x0:x1].ravel()
         tensor = np.array([[gx @ gx, gx @ gy], [gx @ gy, gy @ gy]]) / gx.size
         np.testing.assert_allclose(tensors[i], tensor, rtol=1e-9, atol=1e-15)
         assert got[i] == pytest.approx(np.linalg.eigvalsh(tensor)[0], rel=1e-9, abs=1e-15)
     assert (got[np.isfinite(got)] > 3e-5).mean() > 0.5  # a photograph is textured almost everywhere
+    if count > 64:  # the integral image agrees with the box-by-box sums
+        parts = torch.cat([box_structure(grads, torch.from_numpy(part)) for part in np.array_split(boxes, 2)])
+        torch.testing.assert_close(parts, torch.from_numpy(tensors), rtol=1e-9, atol=1e-15, equal_nan=True)
 
 
 def test_box_texture_is_zero_on_flat_boxes_and_single_edges() -> None:
