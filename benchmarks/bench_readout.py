@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     est.box_displacements(pair.frame1, pair.frame2, box[:count])
                     times[name].append(1000 * (time.perf_counter() - start))
         cells = [(min(t), float(np.median(t))) for t in times.values()]
-        diff = f"+{cells[1][0] - cells[0][0]:.1f} / +{cells[1][1] - cells[0][1]:.1f}"
+        diff = f"{cells[1][0] - cells[0][0]:+.1f} / {cells[1][1] - cells[0][1]:+.1f}"
         print(f"| {count} | " + " | ".join(f"{a:.1f} / {b:.1f}" for a, b in cells) + f" | {diff} |", flush=True)
     return 0
 

@@ -444,6 +444,9 @@ def box_motion_on_frames(
         disp = fit.displacements.cpu().numpy() * factor
     snapped = np.zeros(len(disp), bool)  # boxes given the camera's motion (never flagged as uncertain)
     fallback_images = images if camera_fallback else None  # the fallback needs the frames
+    flat = None if fallback_images is None else _flat_directions(fallback_images[0], work)
+    if flat is None and camera_snap is None:  # no box with a direction the frames cannot pin: no camera needed
+        fallback_images = None
     homography = None
     if camera_snap is not None or fallback_images is not None:
         homography = fit_camera_homography(motion)
@@ -454,8 +457,8 @@ def box_motion_on_frames(
                 homography = refine_camera_homography(fallback_images[0].grey(), fallback_images[1].grey(), homography)
     if homography is not None:
         cam_t, cam_a = camera_box_affine(homography, work)
-        if fallback_images is not None:
-            snapped = _camera_fallback(cam_t, cam_a, work, disp, factor, fallback_images, fit)
+        if fallback_images is not None and flat is not None:
+            snapped = _camera_fallback(cam_t, work, disp, factor, fallback_images, fit, flat)
         if camera_snap is not None:
             camera = cam_t * factor
             near = np.linalg.norm(disp - camera, axis=1) <= camera_snap
@@ -478,34 +481,44 @@ def box_motion_on_frames(
     return disp, sigma
 
 
-def _camera_fallback(
-    cam_t: np.ndarray,
-    cam_a: np.ndarray,
-    work: np.ndarray,
-    disp: np.ndarray,
-    factor: np.ndarray,
-    images: tuple[FrameImages, FrameImages],
-    fit: BoxFit | None,
-) -> np.ndarray:
-    """``camera_fallback`` on ``disp`` (frame pixels, updated in place) for boxes ``work`` (the images' pixels),
-    given the camera's motion over them (:func:`camera_box_affine`, the images' pixels); returns the mask of boxes
-    that took the camera's motion in both directions."""
-    e1, e2 = images
-    grey1, grey2 = e1.grey(), e2.grey()
-    device = grey1.device
-    taken = np.zeros(len(disp), bool)
-    affine = None if fit is None else fit.affine  # each box's linear part (with the box fit)
-    # per direction: along an eigenvector of the box's structure tensor whose eigenvalue is below FLAT_TEXTURE
-    # the frames cannot tell the motion well, so that component becomes the camera's (both on a flat box) - unless
-    # the frames reject the result (residual > _FLAT_RESIDUAL_RATIO x the box's own: e.g. a motion-blurred object)
-    tensor = box_structure(e1.gradients(), torch.from_numpy(work).to(device)).cpu().numpy()
+def _flat_directions(image: FrameImages, work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``camera_fallback``'s first half, on frame t-1 at the refinements' resolution: the boxes ``work`` (the
+    images' pixels) with a direction the frames cannot pin - an eigenvector of the box's structure tensor whose
+    eigenvalue is below FLAT_TEXTURE - as (indices (F,), which eigenvalues are weak (F, 2), eigenvectors
+    (F, 2, 2)), or None when no box has one."""
+    device = image.grey().device
+    tensor = box_structure(image.gradients(), torch.from_numpy(work).to(device)).cpu().numpy()
     inside = ~np.isnan(tensor).any(axis=(1, 2))
     values, vectors = np.linalg.eigh(np.where(inside[:, None, None], tensor, 0.0))
     weak = (values < FLAT_TEXTURE) & inside[:, None]
     flat = np.flatnonzero(weak.any(axis=1))
     if flat.size == 0:
-        return taken
-    projector = np.einsum("nik,nk,njk->nij", vectors[flat], weak[flat].astype(np.float64), vectors[flat])
+        return None
+    return flat, weak[flat], vectors[flat]
+
+
+def _camera_fallback(
+    cam_t: np.ndarray,
+    work: np.ndarray,
+    disp: np.ndarray,
+    factor: np.ndarray,
+    images: tuple[FrameImages, FrameImages],
+    fit: BoxFit | None,
+    flat_directions: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """``camera_fallback`` on ``disp`` (frame pixels, updated in place) for boxes ``work`` (the images' pixels),
+    given the camera's motion over them (:func:`camera_box_affine`'s displacements, the images' pixels) and the
+    boxes' flat directions (:func:`_flat_directions`); returns the mask of boxes that took the camera's motion in
+    both directions."""
+    e1, e2 = images
+    grey1, grey2 = e1.grey(), e2.grey()
+    device = grey1.device
+    taken = np.zeros(len(disp), bool)
+    affine = None if fit is None else fit.affine  # each box's linear part (with the box fit)
+    # per flat direction the component becomes the camera's (both on a flat box) - unless the frames reject the
+    # result (residual > _FLAT_RESIDUAL_RATIO x the box's own: e.g. a motion-blurred object)
+    flat, weak, vectors = flat_directions
+    projector = np.einsum("nik,nk,njk->nij", vectors, weak.astype(np.float64), vectors)
     own = disp[flat] / factor
     candidate = own + (projector @ (cam_t[flat] - own)[..., None])[..., 0]
     boxes = torch.from_numpy(work[flat]).to(device)
@@ -514,7 +527,7 @@ def _camera_fallback(
     residual = box_residual(grey1, grey2, boxes.repeat(2, 1), both, lin).cpu().numpy()
     agree = residual[flat.size :] <= _FLAT_RESIDUAL_RATIO * residual[: flat.size]
     disp[flat[agree]] = candidate[agree] * factor
-    taken[flat[agree & weak[flat].all(axis=1)]] = True
+    taken[flat[agree & weak.all(axis=1)]] = True
     return taken
 
 
@@ -591,8 +604,9 @@ class MotionEstimator:
             that of the box's own motion (a faint or motion-blurred object moving on its own is flat by the
             threshold but not indifferent to its motion). Boxes given the camera's motion in both directions are
             never flagged by ``uncertainty_thresh``. Its effect on moving objects and tracking is measured in the
-            README's motion benchmark. Nothing changes where no single homography explains the field. Default
-            :data:`DEFAULT_CAMERA_FALLBACK` (True).
+            README's motion benchmark. Nothing changes where no single homography explains the field; where no
+            box of a call has a flat direction the homography is not fitted at all (the check costs ~1 ms).
+            Default :data:`DEFAULT_CAMERA_FALLBACK` (True).
         compile_encoder: run the encoder through ``torch.compile`` (Inductor; on CPU it needs a C++ compiler).
             The first frame of each working size compiles it (~20 s on a 2-core CPU); after that the encoder
             takes about half the time on CPU (544x960, one thread: 51 -> 28 ms in one run). Only the encoder:

@@ -522,12 +522,23 @@ def test_camera_snap_takes_the_camera_where_the_frames_disagree_with_a_wrong_fie
     assert np.linalg.norm(est.box_displacements(first, second, boxes)[0] - [-7.0, 4.0]) > 5.0
 
 
-def test_camera_fallback_is_the_default_and_leaves_textured_boxes_to_their_own_fit() -> None:
+def test_camera_fallback_is_the_default_and_leaves_textured_boxes_to_their_own_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mmtrack_corr.estimator as estimator_module
+
+    fits: list[int] = []
+    fit = estimator_module.fit_camera_homography
+    monkeypatch.setattr(estimator_module, "fit_camera_homography", lambda *a, **k: fits.append(1) or fit(*a, **k))
     first, second = _panned(-7.0, 4.0)
     boxes = np.array([[40.0, 40.0, 72.0, 72.0], [150.0, 100.0, 200.0, 150.0]])  # in the wrong block, elsewhere
     est = MotionEstimator(_GivenFieldModel(_wrong_block_field()), max_side=None, refine=0)
     assert est.camera_fallback and "camera_fallback=True" in repr(est)
     got = est.box_displacements(first, second, boxes)
+    assert not fits  # no box with a flat direction: the camera's homography is not even fitted (nor sharpened)
+    flat_first, flat_second = _panned(-7.0, 4.0, paint=lambda scene: scene[30:90, 30:90].fill(128))
+    est.box_displacements(flat_first, flat_second, boxes[:1])  # the same box on a flat patch: fitted
+    assert len(fits) == 1
     # textured boxes: the frames pin both directions, so each keeps its own fit - even the one the head started
     # 20 px off, which the box fit cannot bring back (camera snap is the option that overrides textured boxes)
     assert np.linalg.norm(got[0] - [-7.0, 4.0]) > 5.0
