@@ -248,7 +248,7 @@ BOX_STEPS = (2, 3)
 BOX_SAMPLES = 20
 #: Tikhonov weight per sample on the affine part of :func:`refine_boxes` (pixels of displacement per half box).
 LAMBDA_AFFINE = 1e-4
-_STRUCTURE_DIRECT_BOXES = 64  # box_structure sums up to this many boxes pixel by pixel, more with an integral image
+_STRUCTURE_DIRECT_BOXES = 64  # box_structure sums up to this many boxes box by box, more through an integral image
 _BOX_MIN_VALID = 0.25  # a box with fewer of its samples inside both frames keeps its value (and has no residual)
 
 
@@ -438,7 +438,7 @@ def _direct_structure_sums(g: Tensor, x0: Tensor, y0: Tensor, x1: Tensor, y1: Te
             rows.append(v @ v.T)
         else:
             rows.append(zero)
-    m = torch.stack(rows)
+    m = torch.stack(rows) if rows else g.new_zeros(0, 2, 2, dtype=torch.float64)
     return torch.stack([m[:, 0, 0], m[:, 0, 1], m[:, 1, 1]])
 
 

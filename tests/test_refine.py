@@ -343,6 +343,9 @@ def test_box_texture_is_zero_on_flat_boxes_and_single_edges() -> None:
     boxes = torch.tensor([[10.0, 5.0, 50.0, 30.0], [10.0, 30.0, 50.0, 50.0], [0.0, 0.0, 96.0, 64.0]])
     got = box_texture(image_gradients(image), boxes)
     assert got.tolist() == [0.0, 0.0, 0.0]
+    none = torch.zeros(0, 4)  # no boxes: empty results, not an error
+    assert tuple(box_structure(image_gradients(image), none).shape) == (0, 2, 2)
+    assert tuple(box_texture(image_gradients(image), none).shape) == (0,)
     image[..., 20:30, 60:70] = 0.5  # a square: two edge directions
     assert box_texture(image_gradients(image), torch.tensor([[55.0, 15.0, 75.0, 35.0]])).item() > 1e-3
     assert box_texture(image_gradients(image), torch.tensor([[200.0, 0.0, 300.0, 10.0]])).item() == math.inf
