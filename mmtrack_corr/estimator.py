@@ -445,10 +445,8 @@ def box_motion_on_frames(
     snapped = np.zeros(len(disp), bool)  # boxes given the camera's motion (never flagged as uncertain)
     fallback_images = images if camera_fallback else None  # the fallback needs the frames
     flat = None if fallback_images is None else _flat_directions(fallback_images[0], work)
-    if flat is None and camera_snap is None:  # no box with a direction the frames cannot pin: no camera needed
-        fallback_images = None
     homography = None
-    if camera_snap is not None or fallback_images is not None:
+    if camera_snap is not None or flat is not None:  # the camera's motion is needed only by snap or a flat box
         homography = fit_camera_homography(motion)
         if homography is not None:  # head-input pixels -> the images' pixels
             to_images = np.diag([scale[0] / factor[0], scale[1] / factor[1], 1.0])
