@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 __all__ = [
+    "SEQUENCE_FRAMES",
     "MotSequencePairs",
     "StreamSampler",
     "SyntheticPairs",
@@ -96,11 +97,19 @@ def _to_rgb_tensor(frame: NDArray[np.uint8]) -> Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
 
 
+#: Frames of each generated sequence :class:`SyntheticPairs` samples a pair from (``sequence_fraction``).
+SEQUENCE_FRAMES = 30
+
+
 class SyntheticPairs(Dataset[Sample]):
     """Generated pairs (:func:`mmtrack_corr.synthetic.make_pair`) with exact dense flow and box motion.
 
     Sample ``i`` is rendered from ``default_rng([seed, i])`` at a speed level cycling through ``speeds``, so any
-    index range is reproducible and the dataset is effectively infinite (``length`` only bounds ``len``).
+    index range is reproducible and the dataset is effectively infinite (``length`` only bounds ``len``). With
+    ``sequence_fraction`` > 0, that share of the samples (drawn per sample) are instead two consecutive frames of a
+    generated sequence (:func:`mmtrack_corr.synthetic.make_sequence`, :data:`SEQUENCE_FRAMES` frames, a random
+    frame): a drone-like camera path over the photo as an endless mirrored plane, with smooth brightness drift, and
+    the slower own motion of ground objects - the kind of frames the sequence benchmarks and a tracker see.
 
     Args:
         height, width: frame size (multiples of 32 for the model).
@@ -110,6 +119,8 @@ class SyntheticPairs(Dataset[Sample]):
         max_boxes: padded box count per sample.
         photometric: photometric effects on (blur, noise, brightness...).
         length: ``len`` of the dataset.
+        sequence_fraction: share of the samples taken from generated sequences, in [0, 1] (0: pairs only, the
+            stream of earlier versions).
 
     Example:
         >>> ds = SyntheticPairs(64, 96, seed=0)
@@ -127,11 +138,15 @@ class SyntheticPairs(Dataset[Sample]):
         max_boxes: int = 16,
         photometric: bool = True,
         length: int = 2**31 - 1,
+        sequence_fraction: float = 0.0,
     ) -> None:
         from mmtrack_corr.synthetic import SPEED_LEVELS
 
         if not speeds or any(s not in SPEED_LEVELS for s in speeds):
             raise ValueError(f"speeds: expected levels from {SPEED_LEVELS}, got {tuple(speeds)!r}")
+        if not (isinstance(sequence_fraction, (int, float)) and 0.0 <= sequence_fraction <= 1.0):
+            raise ValueError(f"sequence_fraction: expected a number in [0, 1], got {sequence_fraction!r}")
+        self.sequence_fraction = float(sequence_fraction)
         self.height, self.width = int(height), int(width)
         self.speeds = tuple(speeds)
         self.photos = photos
@@ -144,11 +159,19 @@ class SyntheticPairs(Dataset[Sample]):
         return self.length
 
     def __getitem__(self, index: int) -> Sample:
-        from mmtrack_corr.synthetic import make_pair
+        from mmtrack_corr.synthetic import make_pair, make_sequence
 
         rng = np.random.default_rng([self.seed, int(index)])
         speed = self.speeds[int(index) % len(self.speeds)]
-        pair = make_pair(rng, self.height, self.width, speed=speed, photos=self.photos, photometric=self.photometric)
+        if self.sequence_fraction > 0.0 and rng.random() < self.sequence_fraction:  # no draw at 0: same stream
+            sequence = make_sequence(
+                rng, SEQUENCE_FRAMES, self.height, self.width, speed, photos=self.photos, photometric=self.photometric
+            )
+            pair = sequence.pair(int(rng.integers(1, SEQUENCE_FRAMES)))
+        else:
+            pair = make_pair(
+                rng, self.height, self.width, speed=speed, photos=self.photos, photometric=self.photometric
+            )
         return sample_from_arrays(
             pair.frame1, pair.frame2, pair.boxes, pair.displacements, self.max_boxes, pair.flow, pair.valid
         )

@@ -81,6 +81,8 @@ class TrainConfig:
         data: "synthetic" (generated on the fly) or "mot" (user sequences under ``data_root``).
         data_root, data_format, gap: user dataset root, layout (mot/visdrone/uavdt/auto) and frame step.
         speeds: comma-separated camera speed levels of the synthetic data.
+        sequence_fraction: share of the synthetic samples taken as consecutive frames of generated sequences (drone-like
+            camera paths, smooth brightness drift) instead of independent pairs, in [0, 1].
         workers: DataLoader workers per process (0 = generate in the training process).
         seed: seeds the model init, the data stream and every RNG.
         threads: torch intra-op threads per process (0 = leave torch's default).
@@ -126,6 +128,7 @@ class TrainConfig:
     data_format: str = "auto"
     gap: int = 1
     speeds: str = "slow,medium,fast"
+    sequence_fraction: float = 0.0
     workers: int = 1
     seed: int = 0
     threads: int = 0
@@ -180,6 +183,8 @@ class TrainConfig:
             raise ValueError("data_root: required with --data mot (a MOTChallenge / VisDrone / UAVDT folder)")
         if self.lr <= 0:
             raise ValueError(f"lr: expected > 0, got {self.lr!r}")
+        if not 0.0 <= self.sequence_fraction <= 1.0:
+            raise ValueError(f"sequence_fraction: expected a number in [0, 1], got {self.sequence_fraction!r}")
         for name in ("workers", "threads", "warmup", "stop_at", "pool", "log_every", "eval_every", "ckpt_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected an int >= 0, got {getattr(self, name)!r}")
@@ -426,7 +431,15 @@ def _dataset(cfg: TrainConfig) -> SyntheticPairs | MotSequencePairs:
         return MotSequencePairs(cfg.data_root, cfg.height, cfg.width, gap=cfg.gap, format=fmt)
     speeds = tuple(s.strip() for s in cfg.speeds.split(",") if s.strip())
     length = cfg.pool if cfg.pool > 0 else 2**31 - 1
-    return SyntheticPairs(cfg.height, cfg.width, speeds=speeds, photos="train", seed=cfg.seed, length=length)
+    return SyntheticPairs(
+        cfg.height,
+        cfg.width,
+        speeds=speeds,
+        photos="train",
+        seed=cfg.seed,
+        length=length,
+        sequence_fraction=cfg.sequence_fraction,
+    )
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:

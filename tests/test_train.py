@@ -127,6 +127,42 @@ def test_synthetic_samples_are_reproducible_and_well_formed() -> None:
     assert not torch.equal(ds[8]["image1"], a["image1"])
 
 
+def test_sequence_fraction_mixes_in_consecutive_sequence_frames_and_leaves_the_pair_stream_alone() -> None:
+    from mmtrack_corr.motion_data import SEQUENCE_FRAMES, sample_from_arrays
+    from mmtrack_corr.synthetic import make_pair, make_sequence
+
+    def as_sample(pair):  # noqa: ANN001, ANN202
+        return sample_from_arrays(pair.frame1, pair.frame2, pair.boxes, pair.displacements, 4, pair.flow, pair.valid)
+
+    def equal(a, b) -> bool:  # noqa: ANN001
+        return all(torch.equal(a[k], b[k]) for k in b)
+
+    # fraction 0 draws nothing extra: sample i is still make_pair on default_rng([seed, i]) (earlier runs' stream)
+    pairs = SyntheticPairs(64, 96, speeds=("medium",), seed=3, max_boxes=4)
+    assert equal(pairs[5], as_sample(make_pair(np.random.default_rng([3, 5]), 64, 96, speed="medium")))
+    # otherwise one uniform draw per sample picks a sequence (below the fraction) or an independent pair
+    mixed = SyntheticPairs(64, 96, speeds=("medium",), seed=3, max_boxes=4, sequence_fraction=0.5)
+    kinds = []
+    for i in range(12):
+        rng = np.random.default_rng([3, i])
+        from_sequence = rng.random() < 0.5
+        kinds.append(from_sequence)
+        if from_sequence:  # two consecutive frames of a generated sequence, with their exact flow
+            sequence = make_sequence(rng, SEQUENCE_FRAMES, 64, 96, "medium", photos="train")
+            want = as_sample(sequence.pair(int(rng.integers(1, SEQUENCE_FRAMES))))
+        else:
+            want = as_sample(make_pair(rng, 64, 96, speed="medium"))
+        assert equal(mixed[i], want)
+    assert 0 < sum(kinds) < 12
+    everything = SyntheticPairs(64, 96, speeds=("medium",), seed=3, max_boxes=4, sequence_fraction=1.0)
+    assert not equal(everything[5], pairs[5]) and equal(everything[5], everything[5])
+    for bad in (-0.1, 1.5, "half"):
+        with pytest.raises(ValueError, match="sequence_fraction"):
+            SyntheticPairs(64, 96, sequence_fraction=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sequence_fraction"):
+        TrainConfig(sequence_fraction=2.0).validate()
+
+
 def test_a_few_steps_reduce_the_loss(tmp_path: Path) -> None:
     # overfit a pool of 2 fixed pairs: the loss must fall by more than 10% within 25 steps
     cfg = _cfg(tmp_path, steps=25, pool=2, lr=3e-3, log_every=1, eval_every=0, ckpt_every=0, context="conv")
