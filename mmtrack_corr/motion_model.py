@@ -44,7 +44,7 @@ _FORMAT = "mmtrack-corr/motion-model/1"
 # name -> (file in the mmtrack_corr_weights package, its sha256); the hash is the trust anchor for shipped files
 SHIPPED_WEIGHTS: dict[str, tuple[str, str]] = {
     # weights/README.md: how it was trained (mmtrack-train-motion, 4000 steps on synthetic pairs) and what it scores
-    "default": ("motion_default.pt", "2e56573dc1a26fdddb598b56ba7000187b7b421a0b1707fe43004bc7b04fec26"),
+    "default": ("motion_default.pt", "7b0e92fbc58b2ace04d720a94aa6bbbb12d022cc87ce02cbecd33c80fe8381df"),
 }
 
 
