@@ -387,10 +387,11 @@ def test_detector_motion_equals_the_estimator_at_native_size() -> None:
     np.testing.assert_allclose(dm.box_displacements(boxes, frames=frames), defaults, atol=2e-3)
     np.testing.assert_allclose(dm.motion_source()(*frames, boxes), defaults, atol=2e-3)
     assert np.abs(defaults - want[0, True, False]).max() > 0.1  # the fallback's default is seen on this pair
-    # each setting changed the result on this pair, so the comparisons above saw each one run
+    # each setting changed the result on this pair by far more than the 2e-3 px tolerance above, so the comparisons
+    # above saw each one run
     assert np.abs(want[0, True, False] - want[0, False, False]).max() > 0.1
     assert np.abs(want[2, True, False] - want[0, True, False]).max() > 0.1
-    assert np.abs(want[2, True, True] - want[2, True, False]).max() > 0.5
+    assert np.abs(want[2, True, True] - want[2, True, False]).max() > 0.1
 
 
 def test_detector_motion_refines_the_field_at_the_detectors_input_size() -> None:
